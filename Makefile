@@ -1,0 +1,57 @@
+# dlcdn: make setup | demo | test | bench | lint | lock | dev
+# Every target installs what it needs first, so a fresh clone needs only `make demo` or `make test`.
+
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+# Byte-compiled installs: without them `import great_expectations` alone takes ~16 s instead of ~6 s.
+export UV_COMPILE_BYTECODE := 1
+export DAGSTER_HOME ?= $(CURDIR)/dagster_home
+
+.PHONY: setup demo test bench lint fmt lock dev clean system-deps
+
+setup: $(VENV)/.installed
+
+$(VENV)/.installed: requirements.lock pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet uv==0.13.8
+	$(BIN)/uv pip sync --quiet --python $(BIN)/python requirements.lock
+	$(BIN)/uv pip install --quiet --python $(BIN)/python --no-deps -e .
+	$(BIN)/python -m pipeline.geoip install-default
+	touch $@
+
+# Debian tools the tests use: GoAccess is the independent analyzer the parser is checked against.
+system-deps:
+	@command -v goaccess >/dev/null || { \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq goaccess >/dev/null; \
+	  else echo "make: the tests need GoAccess (Debian package goaccess): sudo apt-get install goaccess" >&2; exit 1; fi; }
+
+demo: setup
+	$(BIN)/dlcdn demo
+
+test: setup system-deps
+	$(BIN)/python -m pytest -n 2 -q
+
+bench: setup
+	$(BIN)/python benchmarks/bench_ingest.py
+
+lint: setup
+	$(BIN)/ruff check pipeline assets tests benchmarks
+	$(BIN)/ruff format --check pipeline assets tests benchmarks
+	$(BIN)/mypy
+
+fmt: setup
+	$(BIN)/ruff format pipeline assets tests benchmarks
+	$(BIN)/ruff check --fix pipeline assets tests benchmarks
+
+# Re-resolve the pinned stack (needs the package registry): edit pyproject.toml, then `make lock`.
+lock:
+	$(BIN)/uv pip compile pyproject.toml --extra dev --generate-hashes --universal \
+	  --python-version 3.11 --no-header -o requirements.lock
+
+dev: setup
+	$(BIN)/dagster dev -h 127.0.0.1 -p 3000
+
+clean:
+	rm -rf warehouse landing demo .pytest_cache .hypothesis

@@ -1,0 +1,1 @@
+"""dlcdn orchestration: Dagster definitions that call the pipeline library."""

@@ -1,0 +1,1 @@
+"""dlcdn library: parsing, enrichment, warehouse, SQL, decisions, report. Never imports Dagster."""

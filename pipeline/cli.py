@@ -1,0 +1,184 @@
+"""`dlcdn`: the command line. Every subcommand has --help, and exits non-zero with a one-line reason."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import sys
+from pathlib import Path
+
+import click
+
+from pipeline import settings as settings_mod
+from pipeline.privacy import SettingError
+from pipeline.reader import InputError
+
+
+class DlcdnGroup(click.Group):
+    """Turns the errors users cause into one line on stderr and exit code 2."""
+
+    def invoke(self, ctx: click.Context) -> object:
+        try:
+            return super().invoke(ctx)
+        except (InputError, SettingError, ValueError, OSError) as e:
+            click.echo(f"dlcdn: error: {e}", err=True)
+            sys.exit(2)
+        except _duckdb_errors() as e:
+            first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            click.echo(f"dlcdn: SQL error: {first}", err=True)
+            sys.exit(2)
+
+
+def _duckdb_errors() -> tuple[type[BaseException], ...]:
+    import duckdb
+
+    return (duckdb.Error,)
+
+
+@click.group(cls=DlcdnGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="dlcdn")
+def main() -> None:
+    """Traffic analytics for dl-cdn.alpinelinux.org.
+
+    Settings come from DLCDN_* environment variables or ./dlcdn.toml (see README); the warehouse
+    is DLCDN_WAREHOUSE (default ./warehouse).
+    """
+
+
+def _settings() -> settings_mod.Settings:
+    return settings_mod.load()
+
+
+@main.command()
+@click.option("--out", "out_dir", type=click.Path(path_type=Path), required=True, help="Folder to write the log files into.")
+@click.option("--start", type=click.DateTime(["%Y-%m-%d"]), required=True, help="First day (UTC), YYYY-MM-DD.")
+@click.option("--days", type=click.IntRange(1, 3660), default=1, show_default=True, help="Number of days, one file each.")
+@click.option("--lines-per-day", type=click.IntRange(1), default=100_000, show_default=True, help="Average lines per day (weekly cycle and release bumps vary it).")
+@click.option("--format", "fmt", type=click.Choice(["combined", "fastly"]), default="combined", show_default=True, help="combined: T1 mirror nginx; fastly: Fastly JSON behind a syslog prefix.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Same seed, same bytes.")
+@click.option("--gzip", is_flag=True, help="Write .log.gz files.")
+def generate(out_dir: Path, start: dt.datetime, days: int, lines_per_day: int, fmt: str, seed: int, gzip: bool) -> None:
+    """Write realistic SYNTHETIC dl-cdn access logs (one file per day) for demos, tests and benchmarks."""
+    from pipeline.generate import generate as run
+
+    total = days * lines_per_day
+    with _progress() as bar:
+        task = bar.add_task("generating", total=total)
+        files = run(out_dir, start.date(), days, lines_per_day, fmt=fmt, seed=seed, gzip=gzip,
+                    progress=lambda n: bar.update(task, completed=n))
+    for f in files:
+        click.echo(f"{f}  {f.stat().st_size:,} bytes")
+    click.echo(f"wrote {len(files)} synthetic file(s) to {out_dir}")
+
+
+@main.command()
+@click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--format", "fmt", default="auto", show_default=True, metavar="FORMAT",
+              help="auto | combined | common | fastly | nginx:'<log_format>' (detected per file when auto).")
+@click.option("--source", default=None, help="Log source name for the `source` column (default: fastly or mirror).")
+@click.option("--force", is_flag=True, help="Ingest again even if the same content is already in the warehouse.")
+@click.option("--json", "as_json", is_flag=True, help="Print the per-file accounting as JSON lines.")
+def ingest(paths: tuple[Path, ...], fmt: str, source: str | None, force: bool, as_json: bool) -> None:
+    """Parse log files (plain, .gz or .zst; directories recursively) into the warehouse.
+
+    Prints per-file accounting: lines = blank + parsed + rejected, always.
+    """
+    from pipeline.formats import resolve_format
+    from pipeline.ingest import expand_paths, ingest_file
+    from pipeline.warehouse import Warehouse
+    from pipeline import enrich_setup
+
+    s = _settings()
+    resolve_format(fmt, s.fastly_keys)  # a bad --format fails before any work
+    files = list(expand_paths(paths))
+    wh = Warehouse(s.warehouse)
+    geo, key = enrich_setup.open_enrichment(s)
+    failed = 0
+    try:
+        with _progress() as bar:
+            for f in files:
+                size = f.stat().st_size
+                task = bar.add_task(f.name[:40], total=None)
+                try:
+                    report = ingest_file(
+                        f, wh, s, fmt_spec=fmt, source=source, geo=geo, ip_key=key, force=force,
+                        progress=lambda lines, nbytes, t=task: bar.update(
+                            t, description=f"{f.name[:32]} {lines:,} lines", completed=nbytes
+                        ),
+                    )
+                except InputError as e:
+                    bar.remove_task(task)
+                    click.echo(f"dlcdn: error: {e}", err=True)
+                    failed += 1
+                    continue
+                bar.remove_task(task)
+                _print_report(report, as_json, size)
+    finally:
+        if geo is not None:
+            geo.close()
+    if failed:
+        click.echo(f"dlcdn: {failed} of {len(files)} file(s) could not be ingested", err=True)
+        sys.exit(1)
+
+
+def _print_report(r, as_json: bool, size: int) -> None:  # type: ignore[no-untyped-def]
+    if as_json:
+        d = {k: v for k, v in vars(r).items()}
+        click.echo(json.dumps(d, default=str))
+        return
+    if r.status == "duplicate":
+        click.echo(f"{r.path}: skipped, {r.note} (file_id {r.file_id})")
+        return
+    rate = r.lines_total / r.seconds if r.seconds > 0 else 0
+    reasons = ", ".join(f"{k} {v:,}" for k, v in r.reject_reasons.items())
+    click.echo(
+        f"{r.path}: {r.format}, {r.lines_total:,} lines = {r.lines_blank:,} blank + "
+        f"{r.rows_parsed:,} parsed + {r.rows_rejected:,} rejected"
+        + (f" ({reasons})" if reasons else "")
+        + f"; {len(r.dates)} day(s); {r.seconds:.1f} s, {rate:,.0f} lines/s"
+    )
+    if r.supersedes:
+        click.echo(f"  replaces the shorter version {r.supersedes} of the same file")
+    if r.note:
+        click.echo(f"  note: {r.note}")
+
+
+@main.command()
+@click.argument("query", required=False)
+@click.option("--file", "sql_file", type=click.Path(path_type=Path), help="Run the statement in this .sql file (e.g. sql/daily_traffic.sql).")
+@click.option("--param", "params", multiple=True, metavar="K=V", help="Bind $K to V (repeatable). Values are bound, never pasted into the SQL.")
+@click.option("--format", "out_format", type=click.Choice(["table", "csv", "json"]), default="table", show_default=True)
+def sql(query: str | None, sql_file: Path | None, params: tuple[str, ...], out_format: str) -> None:
+    """Query the warehouse with DuckDB SQL (views: requests, rejects, ingested_files, ...)."""
+    from pipeline import queries
+
+    if (query is None) == (sql_file is None):
+        raise click.UsageError("give a query or --file, not both")
+    text = sql_file.read_text() if sql_file is not None else str(query)
+    bound: dict[str, str] = {}
+    for p in params:
+        k, sep, v = p.partition("=")
+        if not sep or not k:
+            raise click.UsageError(f"--param {p!r}: use K=V")
+        bound[k] = v
+    s = _settings()
+    frame = queries.run(s.warehouse, text, bound)
+    queries.print_frame(frame, out_format)
+
+
+def _progress():  # type: ignore[no-untyped-def]
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TransferSpeedColumn
+
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TransferSpeedColumn(),
+        TimeElapsedColumn(),
+        transient=True,
+        disable=not sys.stderr.isatty(),
+        console=None,
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,418 @@
+"""Log formats: what a line looks like, how to tell a file's format, and how to read its fields.
+
+Every format turns a frame of raw lines (`raw`) into the same intermediate fields (`FIELDS`, all
+text) plus a `reason` that is null when the line parsed. Typing, validation and enrichment happen
+once, downstream, for all formats alike (see `pipeline.parse`).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+import polars as pl
+
+from pipeline.reader import InputError
+
+# The fields a format extracts; `time_kind` tells the parser how to read `time`.
+FIELDS = (
+    "time",
+    "client",
+    "request",
+    "method",
+    "url",
+    "protocol",
+    "status",
+    "bytes",
+    "referer",
+    "user_agent",
+    "pop",
+    "cache_state",
+    "elapsed_ms",
+)
+
+CLF_TIME = "%d/%b/%Y:%H:%M:%S %z"
+
+# A quoted field as nginx and Apache 2 write it: `"` inside is escaped (`\x22` or `\"`).
+_Q = r'((?:[^"\\]|\\.)*)'
+
+# nginx `combined` (the T1 mirrors), Apache `combined`/`common`, optionally behind a vhost
+# (`%v` / `$host`) and followed by extra fields (`"$http_x_forwarded_for"`, timings):
+#   log_format combined '$remote_addr - $remote_user [$time_local] '
+#                       '"$request" $status $body_bytes_sent "$http_referer" "$http_user_agent"';
+#   83.149.9.216 - - [17/May/2015:10:05:03 +0000] "GET /presentations/ HTTP/1.1" 200 203023 "http://semicomplete.com/" "Mozilla/5.0 (Macintosh)"
+# The client may be a list (`10.0.0.2, 10.0.0.1`, a forwarded chain): the first is the client.
+# The request is matched lazily up to `" <status> <bytes>` because Apache 1.3 did not escape quotes
+# inside it (`"GET /a"b HTTP/1.0"` is real, see the honeynet corpus).
+COMBINED_PATTERN = (
+    r"^(?:\S+ )?(\S+(?:, \S+)*) \S+ \S+ \[([^\]]*)\] "
+    r'"(.*?)" (\d{3}|-) (\d+|-)'
+    r'(?: "' + _Q + r'" "(.*?)")?(?:\s.*)?$'
+)
+_COMBINED_GROUPS = ("client", "time", "request", "status", "bytes", "referer", "user_agent")
+
+# The request line: `GET /alpine/v3.20/main/x86_64/APKINDEX.tar.gz HTTP/1.1` (HTTP/0.9 has no
+# protocol). Anything else (`-`, TLS bytes on port 80) leaves method/url/protocol null.
+REQUEST_PATTERN = r"^([A-Z][A-Z_-]*) (\S+)(?: (HTTP/[0-9.]+))?$"
+
+# Fastly log streaming: one JSON object per line, optionally behind a syslog prefix:
+#   <134>2024-01-16T23:53:20Z cache-iad-kiad7000128 s3-request-logs[322614]: {"bytes":11355,"date_time":"2024-01-16T23:53:20.460557177Z","ip":"1.2.3.4","method":"GET","status":200,"url":"https://static.crates.io/crates/strsim/strsim-0.10.0.crate","version":"1"}
+# The prefix (`<PRI>TIME HOST TAG: `, or rsyslog's `Mon DD HH:MM:SS HOST TAG: `) is optional; its
+# host (`cache-iad-...`) names the POP when the JSON does not.
+FASTLY_PREFIX_PATTERN = (
+    r"^(?:(?:<\d+>)?(?:[A-Z][a-z]{2} [ \d]\d \d\d:\d\d:\d\d|\S+) (\S+) [^:{]*: )?(\{.*\})\s*$"
+)
+
+# Default JSON keys per field, first present wins. Fastly's recommended JSON log format names
+# (`client_ip`, `request_method`, `response_status`, `response_body_size`, `response_state`, ...)
+# come first, then common alternatives (crates.io's `ip`, `date_time`, `http.useragent`, ...).
+# A dot means nesting (`http.useragent` is {"http": {"useragent": ...}}).
+DEFAULT_FASTLY_KEYS: dict[str, tuple[str, ...]] = {
+    "time": ("timestamp", "date_time", "time", "@timestamp", "start_time"),
+    "client": ("client_ip", "ip", "clientip", "remote_addr", "client.ip"),
+    "method": ("request_method", "method", "http.method"),
+    "url": ("url", "request_url", "request_uri", "uri"),
+    "protocol": ("request_protocol", "protocol", "http.protocol"),
+    "status": ("response_status", "status", "http.status"),
+    "bytes": ("response_body_size", "bytes", "body_bytes_sent", "resp_body_size"),
+    "user_agent": ("request_user_agent", "user_agent", "useragent", "http.useragent"),
+    "referer": ("request_referer", "referer", "http.referer"),
+    "pop": ("server_datacenter", "pop", "datacenter", "edge_location"),
+    "cache_state": ("response_state", "cache_state", "fastly_info_state", "cache_status"),
+    # Fastly's time.elapsed.usec, in microseconds; elapsed_ms keys are taken as milliseconds.
+    "elapsed_us": ("time_elapsed", "elapsed_usec", "time_elapsed_usec"),
+    "elapsed_ms": ("elapsed_ms", "time_elapsed_ms"),
+}
+
+
+def _str_or_null(e: pl.Expr) -> pl.Expr:
+    """`-` and empty strings are how logs write "unknown": they become null."""
+    return pl.when(e.is_in(["-", ""])).then(None).otherwise(e)
+
+
+@dataclass(frozen=True)
+class LogFormat:
+    """A parseable log format; `name` is what `--format` and `ingested_files.format` say."""
+
+    name: str
+
+    time_format: str = CLF_TIME
+
+    def extract_frame(self, lines: pl.DataFrame) -> pl.DataFrame:  # pragma: no cover - abstract
+        """`line_no`, `raw` -> `line_no`, `raw`, FIELDS (text) and `reason` (null if it parsed)."""
+        raise NotImplementedError
+
+    def matches(self, sample: Sequence[str]) -> int:
+        """How many of the sample lines this format reads."""
+        frame = pl.DataFrame(
+            {"line_no": range(len(sample)), "raw": list(sample)},
+            schema={"line_no": pl.Int64, "raw": pl.String},
+        )
+        return int(self.extract_frame(frame)["reason"].is_null().sum())
+
+
+@dataclass(frozen=True)
+class RegexFormat(LogFormat):
+    """A line format read with one regex; `groups` names its capture groups in order."""
+
+    pattern: str = COMBINED_PATTERN
+    groups: tuple[str, ...] = _COMBINED_GROUPS
+    elapsed_scale: float = 1.0  # to milliseconds
+
+    def extract_frame(self, lines: pl.DataFrame) -> pl.DataFrame:
+        exprs = self.extract(pl.col("raw"))
+        return lines.lazy().select("line_no", "raw", *exprs).collect(engine="streaming")
+
+    def extract(self, raw: pl.Expr) -> list[pl.Expr]:
+        g = raw.str.extract_groups(self.pattern).struct
+        m = {name: g.field(str(i + 1)) for i, name in enumerate(self.groups)}
+        matched = m[self.groups[0]].is_not_null()
+        cols = dict.fromkeys(FIELDS, pl.lit(None, pl.String))
+        for name, e in m.items():
+            cols[name] = e
+        if "request" in m:
+            req = m["request"].str.extract_groups(REQUEST_PATTERN).struct
+            cols["method"] = pl.coalesce(cols["method"], req.field("1"))
+            cols["url"] = pl.coalesce(cols["url"], req.field("2"))
+            cols["protocol"] = pl.coalesce(cols["protocol"], req.field("3"))
+        if "client" in m:
+            cols["client"] = m["client"].str.extract(r"^([^,\s]+)")
+        for name in ("referer", "user_agent", "pop", "cache_state", "client", "request"):
+            cols[name] = _str_or_null(cols[name])
+        if "elapsed_ms" in m and self.elapsed_scale != 1.0:
+            cols["elapsed_ms"] = (
+                (m["elapsed_ms"].cast(pl.Float64, strict=False) * self.elapsed_scale)
+                .cast(pl.String)
+            )
+        return [
+            *(e.alias(k) for k, e in cols.items()),
+            pl.when(matched).then(None).otherwise(pl.lit("no_match")).alias("reason"),
+        ]
+
+
+COMBINED = RegexFormat("combined")
+# `common` is `combined` without referer and user agent; the combined pattern reads both, so the
+# name only records what the user said the file is.
+COMMON = RegexFormat("common")
+
+
+# nginx variables -> our fields. `$request` is split into method/url/protocol.
+_NGINX_VARS = {
+    "remote_addr": "client",
+    "http_x_forwarded_for": "client",
+    "binary_remote_addr": None,
+    "time_local": "time",
+    "time_iso8601": "time",
+    "request": "request",
+    "request_method": "method",
+    "request_uri": "url",
+    "uri": "url",
+    "server_protocol": "protocol",
+    "status": "status",
+    "body_bytes_sent": "bytes",
+    "bytes_sent": "bytes",
+    "http_referer": "referer",
+    "http_user_agent": "user_agent",
+    "request_time": "elapsed_ms",
+    "upstream_cache_status": "cache_state",
+}
+
+
+def nginx_format(log_format: str) -> RegexFormat:
+    """Compiles an nginx `log_format` string into a RegexFormat.
+
+    Quoted variables read up to the closing quote (nginx escapes `"` as `\\x22`), `[$time_local]`
+    reads up to `]`, bare variables read up to the next space. Unknown variables are skipped.
+    """
+    parts = re.split(r"(\$\{?[a-zA-Z_][a-zA-Z0-9_]*\}?)", log_format)
+    pattern = ["^"]
+    groups: list[str] = []
+    seen: set[str] = set()
+    time_format = CLF_TIME
+    elapsed_scale = 1.0
+    for i, part in enumerate(parts):
+        if i % 2 == 0:
+            pattern.append(re.escape(part).replace("\\ ", " "))
+            continue
+        var = part.strip("${}")
+        before = parts[i - 1][-1:] if parts[i - 1] else ""
+        after = parts[i + 1][:1] if i + 1 < len(parts) and parts[i + 1] else ""
+        if before == '"' and after == '"':
+            sub = r'(?:[^"\\]|\\.)*'
+        elif before == "[" and after == "]":
+            sub = r"[^\]]*"
+        elif var in ("remote_addr", "http_x_forwarded_for") and after != '"':
+            sub = r"\S+(?:, \S+)*"
+        else:
+            sub = r"\S*"
+        target = _NGINX_VARS.get(var)
+        if target is None or target in seen:
+            pattern.append(f"(?:{sub})")
+            continue
+        seen.add(target)
+        groups.append(target)
+        pattern.append(f"({sub})")
+        if var == "time_iso8601":
+            time_format = "iso"
+        if var == "request_time":
+            elapsed_scale = 1000.0  # seconds with millisecond resolution
+    if "time" not in seen or "status" not in seen:
+        raise ValueError("an nginx log_format needs at least $time_local (or $time_iso8601) and $status")
+    pattern.append(r"\s*$")
+    return RegexFormat(
+        f"nginx:{log_format}",
+        pattern="".join(pattern),
+        groups=tuple(groups),
+        time_format=time_format,
+        elapsed_scale=elapsed_scale,
+    )
+
+
+def _key_tree(keys: Mapping[str, Sequence[str]]) -> pl.Struct:
+    """The struct dtype that json_decode reads: every key path of every field, leaves as text."""
+    tree: dict[str, dict | None] = {}
+    for paths in keys.values():
+        for path in paths:
+            node = tree
+            parts = path.split(".")
+            for p in parts[:-1]:
+                child = node.setdefault(p, {})
+                if child is None:
+                    child = node[p] = {}
+                node = child
+            node.setdefault(parts[-1], None)
+
+    def build(node: dict) -> pl.Struct:
+        return pl.Struct({k: pl.String if v is None else build(v) for k, v in node.items()})
+
+    return build(tree)
+
+
+def _field_path(struct: pl.Expr, path: str) -> pl.Expr:
+    e = struct
+    for p in path.split("."):
+        e = e.struct.field(p)
+    return e
+
+
+@dataclass(frozen=True)
+class FastlyFormat(LogFormat):
+    """Fastly log streaming JSON, optionally behind a syslog prefix; key names are configurable."""
+
+    keys: Mapping[str, tuple[str, ...]] = field(default_factory=lambda: DEFAULT_FASTLY_KEYS)
+    time_format: str = "iso"
+
+    def extract_frame(self, lines: pl.DataFrame) -> pl.DataFrame:
+        pre = pl.col("raw").str.extract_groups(FASTLY_PREFIX_PATTERN).struct
+        framed = (
+            lines.lazy()
+            .with_columns(pre.field("1").alias("__host"), pre.field("2").alias("__json"))
+            .collect(engine="streaming")
+        )
+        try:
+            return self._decode(framed)
+        except pl.exceptions.ComputeError:
+            # Some object is not valid JSON (truncated, garbled): find those lines in Python, which
+            # costs per line but only for the batches that hold one, then decode the rest.
+            valid = [_is_json_object(s) for s in framed["__json"]]
+            bad = pl.Series("__bad", valid, dtype=pl.Boolean).not_()
+            framed = framed.with_columns(
+                pl.when(bad).then(None).otherwise(pl.col("__json")).alias("__json"),
+                bad,
+            )
+        try:
+            return self._decode(framed)
+        except pl.exceptions.ComputeError:
+            # Valid JSON whose values do not fit the key tree (an object where text was expected):
+            # rare enough to find row by row.
+            dtype = _key_tree(self.keys)
+            fits = [_decodes(s, dtype) for s in framed["__json"]]
+            bad = framed["__bad"] | pl.Series(fits, dtype=pl.Boolean).not_()
+            framed = framed.with_columns(
+                pl.when(bad).then(None).otherwise(pl.col("__json")).alias("__json"),
+                bad.alias("__bad"),
+            )
+            return self._decode(framed)
+
+    def _decode(self, framed: pl.DataFrame) -> pl.DataFrame:
+        doc = pl.col("__json").str.json_decode(_key_tree(self.keys))
+
+        def pick(name: str) -> pl.Expr:
+            paths = self.keys.get(name, ())
+            if not paths:
+                return pl.lit(None, pl.String)
+            return pl.coalesce([_field_path(doc, p) for p in paths])
+
+        elapsed = pl.coalesce(
+            pick("elapsed_ms").cast(pl.Float64, strict=False),
+            pick("elapsed_us").cast(pl.Float64, strict=False) / 1000.0,
+        )
+        pop = pl.coalesce(
+            pick("pop"),
+            # the syslog host cache-iad-kiad7000128 is in POP IAD
+            pl.col("__host").str.extract(r"^cache-([a-z]{3})\d*-").str.to_uppercase(),
+        )
+        cols = {
+            "time": pick("time"),
+            "client": pick("client"),
+            "request": pl.lit(None, pl.String),
+            "method": pick("method"),
+            "url": pick("url"),
+            "protocol": pick("protocol"),
+            "status": pick("status"),
+            "bytes": pick("bytes"),
+            "referer": _str_or_null(pick("referer")),
+            "user_agent": _str_or_null(pick("user_agent")),
+            "pop": _str_or_null(pop),
+            "cache_state": _str_or_null(pick("cache_state")),
+            "elapsed_ms": elapsed.cast(pl.String),
+        }
+        if "__bad" in framed.columns:
+            reason = (
+                pl.when(pl.col("__bad"))
+                .then(pl.lit("bad_json"))
+                .when(pl.col("__json").is_null())
+                .then(pl.lit("no_match"))
+            )
+        else:
+            reason = pl.when(pl.col("__json").is_null()).then(pl.lit("no_match"))
+        return (
+            framed.lazy()
+            .select(
+                "line_no",
+                "raw",
+                *(e.alias(k) for k, e in cols.items()),
+                reason.otherwise(None).alias("reason"),
+            )
+            .collect(engine="streaming")
+        )
+
+    def matches(self, sample: Sequence[str]) -> int:
+        n = 0
+        for line in sample:
+            m = re.match(FASTLY_PREFIX_PATTERN, line)
+            if m is None:
+                continue
+            try:
+                if isinstance(json.loads(m.group(2)), dict):
+                    n += 1
+            except ValueError:
+                pass
+        return n
+
+
+def _decodes(text: str | None, dtype: pl.Struct) -> bool:
+    if text is None:
+        return True
+    try:
+        pl.Series([text]).str.json_decode(dtype)
+    except pl.exceptions.ComputeError:
+        return False
+    return True
+
+
+def _is_json_object(text: str | None) -> bool:
+    if text is None:
+        return True  # no object at all: a no_match, not a JSON error
+    try:
+        return isinstance(json.loads(text), dict)
+    except ValueError:
+        return False
+
+
+FASTLY = FastlyFormat("fastly")
+
+NAMED_FORMATS: dict[str, LogFormat] = {"combined": COMBINED, "common": COMMON, "fastly": FASTLY}
+
+
+def resolve_format(spec: str, fastly_keys: Mapping[str, tuple[str, ...]] | None = None) -> LogFormat | None:
+    """`auto` -> None (detect per file); a name; or `nginx:'<log_format>'`."""
+    if spec == "auto":
+        return None
+    if spec.startswith("nginx:"):
+        return nginx_format(spec.removeprefix("nginx:").strip().strip("'"))
+    if spec == "fastly" and fastly_keys:
+        return FastlyFormat("fastly", keys={**DEFAULT_FASTLY_KEYS, **fastly_keys})
+    try:
+        return NAMED_FORMATS[spec]
+    except KeyError:
+        raise ValueError(
+            f"unknown format {spec!r}: use auto, combined, common, fastly or nginx:'<log_format>'"
+        ) from None
+
+
+def detect_format(name: str, sample: Sequence[str], fastly: LogFormat = FASTLY) -> LogFormat:
+    """The format that reads most of the sample; an InputError naming the file if none does."""
+    if not sample:
+        return COMBINED  # an empty (or all-blank) file: any format accounts for it
+    scores = [(fmt.matches(sample), fmt) for fmt in (fastly, COMBINED)]
+    best, fmt = max(scores, key=lambda s: s[0])
+    if best == 0:
+        first = sample[0][:80]
+        raise InputError(
+            f"{name}: unknown log format (none of combined, common, fastly reads its first "
+            f"{len(sample)} lines; first line: {first!r}); give --format"
+        )
+    return fmt

@@ -1,0 +1,239 @@
+"""One batch of raw lines -> typed, enriched `requests` rows and `rejects` rows.
+
+Every non-blank line ends in exactly one of the two frames: a line that does not read, or reads to
+values outside their domain, becomes a reject with a reason (see `schema.REJECT_REASONS`).
+Enrichment (path facts, client kind, geolocation, client hashing) runs on distinct values only.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import ipaddress
+import re
+from dataclasses import dataclass, field
+
+import polars as pl
+
+from pipeline import alpine, privacy
+from pipeline.formats import CLF_TIME, LogFormat
+from pipeline.reader import MAX_RAW_CHARS, Batch
+from pipeline.schema import RAW_IP_COLUMN, REQUESTS
+
+CLIENT_SCHEMA = pl.Schema(
+    {
+        "client": pl.String,
+        "client_id": pl.Int64,
+        "client_net": pl.String,
+        "country": pl.String,
+        "continent": pl.String,
+        "subregion": pl.String,
+        "latitude": pl.Float64,
+        "longitude": pl.Float64,
+        "asn": pl.Int64,
+        "as_org": pl.String,
+        "client_ip": pl.String,
+    }
+)
+
+
+class Geolocator:
+    """What parse needs of a GeoIP database: geo columns for distinct, normalised addresses."""
+
+    def lookup(self, ips: list[str]) -> pl.DataFrame:  # pragma: no cover - protocol
+        raise NotImplementedError
+
+
+@dataclass
+class Context:
+    """Everything a batch needs to know about its file and the enrichment settings."""
+
+    file_id: str
+    source: str
+    fmt: LogFormat
+    ip_key: bytes
+    geo: Geolocator | None = None
+    keep_raw_ip: bool = False
+    # client text -> enriched row, shared by the batches of a file (clients repeat all day)
+    clients: dict[str, tuple] = field(default_factory=dict)
+
+
+@dataclass
+class Parsed:
+    requests: pl.DataFrame
+    rejects: pl.DataFrame  # file_id, line_no, raw, reason (date: assigned per file, see ingest)
+    blank: int
+
+
+def parse_batch(batch: Batch, ctx: Context) -> Parsed:
+    """Parses and enriches one batch of lines."""
+    n = len(batch.lines)
+    lines = pl.DataFrame(
+        {
+            "line_no": pl.int_range(batch.first_line_no, batch.first_line_no + n, eager=True),
+            "raw": pl.from_arrow(batch.lines),
+        }
+    ).with_columns(pl.col("raw").str.strip_chars_end("\r\n"))
+    pre = pl.Series("pre_reason", [None] * n, dtype=pl.String)
+    if batch.bad:
+        idx = list(batch.bad)
+        pre = pre.scatter(idx, [batch.bad[i] for i in idx])
+    lines = lines.with_columns(pre)
+    blank_mask = lines["raw"].str.strip_chars().str.len_bytes() == 0
+    blank_mask = blank_mask & lines["pre_reason"].is_null()
+    blank = int(blank_mask.sum())
+    if blank:
+        lines = lines.filter(~blank_mask)
+    pre_rejects = lines.filter(pl.col("pre_reason").is_not_null()).select(
+        "line_no", "raw", pl.col("pre_reason").alias("reason")
+    )
+    if batch.bad:
+        lines = lines.filter(pl.col("pre_reason").is_null())
+    fields = ctx.fmt.extract_frame(lines.select("line_no", "raw"))
+    typed = fields.lazy().pipe(_typed, ctx.fmt.time_format).collect(engine="streaming")
+    rejects = pl.concat(
+        [
+            pre_rejects,
+            typed.filter(pl.col("reason").is_not_null()).select("line_no", "raw", "reason"),
+        ]
+    )
+    good = typed.filter(pl.col("reason").is_null())
+    return Parsed(
+        requests=_enrich(good, ctx),
+        rejects=rejects.sort("line_no").with_columns(
+            pl.lit(ctx.file_id).alias("file_id"),
+            pl.col("raw").map_batches(
+                lambda s: mask_ips(s, keep_ips=ctx.keep_raw_ip), return_dtype=pl.String
+            )
+        ),
+        blank=blank,
+    )
+
+
+def _parse_time(time: pl.Expr, time_format: str) -> pl.Expr:
+    if time_format == "iso":
+        return time.str.to_datetime(time_unit="us", time_zone="UTC", strict=False)
+    return time.str.to_datetime(time_format or CLF_TIME, time_unit="us", strict=False).dt.convert_time_zone("UTC")
+
+
+def _typed(lf: pl.LazyFrame, time_format: str) -> pl.LazyFrame:
+    """Text fields -> typed columns, and the reason for lines whose values do not hold."""
+    status = pl.col("status").cast(pl.Int16, strict=False)
+    nbytes = (
+        pl.when(pl.col("bytes").is_null() | (pl.col("bytes") == "-"))
+        .then(pl.lit(0, pl.Int64))
+        .otherwise(pl.col("bytes").cast(pl.Int64, strict=False))
+    )
+    url_path = pl.col("url").str.replace(r"^[a-zA-Z][a-zA-Z0-9+.-]*://[^/?#]*", "")
+    return (
+        lf.with_columns(
+            _parse_time(pl.col("time"), time_format).alias("ts"),
+            status.alias("status"),
+            nbytes.alias("bytes"),
+            pl.col("elapsed_ms").cast(pl.Float64, strict=False),
+            url_path.str.extract(r"^([^?#]*)").alias("path"),
+            url_path.str.extract(r"\?([^#]*)").alias("query"),
+        )
+        .with_columns(
+            pl.when(pl.col("path") == "").then(None).otherwise(pl.col("path")).alias("path"),
+            pl.when(pl.col("query") == "").then(None).otherwise(pl.col("query")).alias("query"),
+            pl.coalesce(
+                pl.col("reason"),
+                pl.when(pl.col("time").is_null() | pl.col("status").is_null()).then(
+                    pl.lit("missing_field")
+                ),
+                pl.when(pl.col("ts").is_null()).then(pl.lit("bad_timestamp")),
+                pl.when(
+                    (pl.col("status") < 100) | (pl.col("status") > 599) | pl.col("bytes").is_null()
+                    | (pl.col("bytes") < 0)
+                ).then(pl.lit("bad_value")),
+            ).alias("reason"),
+        )
+    )
+
+
+def _enrich(good: pl.DataFrame, ctx: Context) -> pl.DataFrame:
+    """Adds path facts, client kind, client identity and place; returns REQUESTS columns."""
+    paths = good.select(pl.col("path").unique()).drop_nulls().with_columns(alpine.path_facts())
+    uas = good.select(pl.col("user_agent").unique()).drop_nulls().with_columns(alpine.client_kind())
+    clients = _client_frame(good["client"], ctx)
+    out = (
+        good.with_columns(pl.col("ts").dt.date().alias("date"))
+        .join(paths, on="path", how="left", maintain_order="left")
+        .join(uas, on="user_agent", how="left", maintain_order="left")
+        .join(clients, on="client", how="left", maintain_order="left", nulls_equal=True)
+    )
+    if (out["branch"] == "latest-stable").any():
+        resolved = alpine.resolve_latest_stable(out.filter(pl.col("branch") == "latest-stable")["date"])
+        out = out.join(resolved, on="date", how="left", maintain_order="left").with_columns(
+            pl.when(pl.col("branch") == "latest-stable")
+            .then(pl.col("latest_stable"))
+            .otherwise(pl.col("branch"))
+            .alias("branch_resolved")
+        )
+    else:
+        out = out.with_columns(pl.col("branch").alias("branch_resolved"))
+    out = out.with_columns(
+        pl.lit(ctx.source).alias("source"),
+        pl.lit(ctx.file_id).alias("file_id"),
+    )
+    columns = [pl.col(name).cast(dtype) for name, dtype in REQUESTS.items()]
+    if ctx.keep_raw_ip:
+        columns.append(pl.col(RAW_IP_COLUMN[0]).cast(RAW_IP_COLUMN[1]))
+    return out.select(columns)
+
+
+def _client_frame(client: pl.Series, ctx: Context) -> pl.DataFrame:
+    """One row per distinct client text: hashed id, network, place (and raw IP if opted in)."""
+    distinct = client.unique().to_list()
+    new = [c for c in distinct if c is not None and c not in ctx.clients]
+    if new:
+        normal = [privacy.normalise_ip(c) for c in new]
+        ips = sorted({ip for ip in normal if ip is not None})
+        places: dict[str, tuple] = {}
+        if ctx.geo is not None and ips:
+            geo = ctx.geo.lookup(ips)
+            places = {row[0]: row[1:] for row in geo.iter_rows()}
+        # A client that is not an address (a hostname in Apache logs) is still one client.
+        ids = privacy.client_ids((ip or c.lower() for c, ip in zip(new, normal, strict=True)), ctx.ip_key)
+        empty_place = (None,) * 7
+        for c, ip, cid in zip(new, normal, ids, strict=True):
+            place = places.get(ip, empty_place) if ip else empty_place
+            net = privacy.network_of(ip) if ip else None
+            ctx.clients[c] = (cid, net, *place, ip if ctx.keep_raw_ip else None)
+    rows = [(c, *ctx.clients[c]) for c in distinct if c is not None]
+    return pl.DataFrame(rows, schema=CLIENT_SCHEMA, orient="row")
+
+
+_IPV4_RE = re.compile(r"(?<![\d.])(\d{1,3}\.\d{1,3}\.\d{1,3})\.\d{1,3}(?![\d.])")
+_IPV6_RE = re.compile(r"(?<![0-9A-Fa-f:])(?:[0-9A-Fa-f]{0,4}:){2,7}[0-9A-Fa-f]{0,4}(?![0-9A-Fa-f:])")
+
+
+def _mask_v6(m: re.Match[str]) -> str:
+    text = m.group(0)
+    try:
+        addr = ipaddress.IPv6Address(text)
+    except ValueError:
+        return text
+    if addr.ipv4_mapped is not None:
+        return "::ffff:" + privacy.network_of(str(addr.ipv4_mapped)).removesuffix("/24")
+    return str(ipaddress.IPv6Network(f"{addr}/48", strict=False).network_address)
+
+
+def mask_ip_text(text: str) -> str:
+    """Masks every IP address in free text to its /24 or /48 prefix (reject rows keep no IP)."""
+    text = _IPV4_RE.sub(lambda m: m.group(1) + ".0", text)
+    return _IPV6_RE.sub(_mask_v6, text)
+
+
+def mask_ips(raw: pl.Series, keep_ips: bool = False) -> pl.Series:
+    """Truncates reject text to MAX_RAW_CHARS and masks the IP addresses in it (unless opted out)."""
+    short = raw.str.slice(0, MAX_RAW_CHARS)
+    if keep_ips:
+        return short
+    return pl.Series(
+        raw.name, [None if t is None else mask_ip_text(t) for t in short.to_list()], dtype=pl.String
+    )
+
+
+def today_utc() -> dt.date:
+    return dt.datetime.now(dt.UTC).date()

@@ -1,0 +1,100 @@
+"""Client identity without personal data: a keyed hash of the IP and its network prefix.
+
+`client_id` is a keyed 64-bit BLAKE2b hash of the normalised address, so counts of distinct clients
+work while the address itself is never written (unless the raw-IP opt-in is set). The key is the
+secret `DLCDN_IP_KEY`; without it one is generated once and kept outside the repository (0600).
+Geolocation happens before hashing, on the address itself.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import ipaddress
+import os
+import re
+import secrets
+import sys
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+
+KEY_ENV = "DLCDN_IP_KEY"
+MIN_KEY_CHARS = 16
+
+_IPV4 = re.compile(r"^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$")
+
+
+class SettingError(ValueError):
+    """A setting holds a value dlcdn cannot use; the message names the setting."""
+
+
+def key_file() -> Path:
+    base = os.environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
+    return Path(base) / "dlcdn" / "ip_key"
+
+
+def load_ip_key(env: Mapping[str, str] = os.environ, announce: bool = True) -> bytes:
+    """The hash key: `DLCDN_IP_KEY`, else a key generated once into the user's config dir."""
+    value = env.get(KEY_ENV)
+    if value is not None:
+        if len(value) < MIN_KEY_CHARS:
+            raise SettingError(f"{KEY_ENV} is too short: use at least {MIN_KEY_CHARS} characters")
+        return _derive(value)
+    path = key_file()
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(f".tmp{os.getpid()}")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(secrets.token_hex(32) + "\n")
+        try:
+            os.link(tmp, path)  # never overwrite a key another process created meanwhile
+        except FileExistsError:
+            pass
+        finally:
+            tmp.unlink()
+        if announce:
+            print(
+                f"dlcdn: {KEY_ENV} is not set; generated a client-hash key in {path} (mode 0600). "
+                f"Keep it: client_id values are comparable only under the same key.",
+                file=sys.stderr,
+            )
+    return _derive(path.read_text().strip())
+
+
+def _derive(secret: str) -> bytes:
+    # BLAKE2b takes keys of at most 64 bytes; a secret of any length maps to one.
+    return hashlib.blake2b(secret.encode(), digest_size=32, person=b"dlcdn-ip-key").digest()
+
+
+def normalise_ip(client: str) -> str | None:
+    """The canonical text of an IP address (IPv4-mapped IPv6 as IPv4), or None if not an address."""
+    m = _IPV4.match(client)
+    if m:
+        if all(int(o) <= 255 for o in m.groups()):
+            return ".".join(str(int(o)) for o in m.groups())
+        return None
+    if ":" not in client:
+        return None
+    try:
+        addr = ipaddress.ip_address(client.strip("[]").split("%", 1)[0])
+    except ValueError:
+        return None
+    if isinstance(addr, ipaddress.IPv6Address) and addr.ipv4_mapped is not None:
+        return str(addr.ipv4_mapped)
+    return str(addr)
+
+
+def network_of(ip: str) -> str:
+    """The /24 (IPv4) or /48 (IPv6) prefix of a normalised address, as text."""
+    if ":" not in ip:
+        return ip.rsplit(".", 1)[0] + ".0/24"
+    return str(ipaddress.IPv6Network(f"{ip}/48", strict=False))
+
+
+def client_ids(values: Iterable[str], key: bytes) -> list[int]:
+    """Keyed 64-bit hashes as signed int64 (what the `client_id` column holds)."""
+    out = []
+    for v in values:
+        d = hashlib.blake2b(v.encode(), digest_size=8, key=key).digest()
+        out.append(int.from_bytes(d, "little", signed=True))
+    return out

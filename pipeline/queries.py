@@ -1,0 +1,46 @@
+"""Running SQL against the warehouse: bound parameters only, results as polars frames."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+
+import polars as pl
+
+from pipeline.warehouse import Warehouse
+
+SQL_DIR = Path(__file__).resolve().parent.parent / "sql"
+
+
+def sql_file(name: str) -> str:
+    """The text of `sql/<name>.sql` (one statement per file, named after what it answers)."""
+    return (SQL_DIR / f"{name}.sql").read_text()
+
+
+def run(warehouse: Path, text: str, params: Mapping[str, object] | None = None) -> pl.DataFrame:
+    """Runs one statement with `$name` parameters bound (never formatted into the text)."""
+    wh = Warehouse(warehouse)
+    with wh.lock():
+        wh.refresh_views()
+    con = wh.connect(read_only=True)
+    try:
+        rel = con.sql(text, params=dict(params) if params else None)
+        if rel is None:  # a statement that returns nothing
+            return pl.DataFrame()
+        return rel.pl()
+    finally:
+        con.close()
+
+
+def print_frame(frame: pl.DataFrame, fmt: str = "table") -> None:
+    if fmt == "csv":
+        sys.stdout.write(frame.write_csv())
+    elif fmt == "json":
+        sys.stdout.write(frame.write_json() + "\n")
+    else:
+        with pl.Config(
+            tbl_rows=1000, tbl_cols=100, fmt_str_lengths=80, tbl_hide_dataframe_shape=False,
+            tbl_formatting="ASCII_MARKDOWN", thousands_separator=False,
+        ):
+            print(frame)

@@ -1,0 +1,245 @@
+"""Streaming line reader: plain, gzip or zstd files into batches of lines, in bounded memory.
+
+A batch is an Arrow string array of whole lines (trailing CR/LF stripped) plus the line numbers
+of the lines that could not become text (invalid UTF-8, over-long). Compression is detected by
+magic bytes, not by the file name: landing files can be called anything.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import zlib
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import BinaryIO
+
+import numpy as np
+import pyarrow as pa
+
+GZIP_MAGIC = b"\x1f\x8b"
+ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
+
+BLOCK_BYTES = 32 << 20
+# nginx's default large_client_header_buffers caps a request line at 8 KiB; real log lines with long
+# user agents and referers reach tens of KiB. Past this a line is garbage or an attack, and keeping it
+# whole would make memory depend on the input.
+MAX_LINE_BYTES = 1 << 20
+# How much of a rejected line is kept as `raw`.
+MAX_RAW_CHARS = 4096
+
+
+class InputError(Exception):
+    """A whole file cannot be read (not a log, unreadable, unknown format)."""
+
+
+@dataclass
+class Batch:
+    """Consecutive lines of one file."""
+
+    first_line_no: int  # 1-based number of the first line in `lines`
+    lines: pa.LargeStringArray  # every line, CR/LF stripped; bad lines hold their lossy text
+    bad: dict[int, str] = field(default_factory=dict)  # index in `lines` -> reject reason
+
+
+@dataclass
+class ReadState:
+    """What the reader learned about the file as a whole."""
+
+    compression: str = "none"
+    bytes_read: int = 0  # compressed bytes consumed
+    truncated: str | None = None  # why the stream ended early, if it did
+
+
+def detect_compression(head: bytes) -> str:
+    if head.startswith(GZIP_MAGIC):
+        return "gzip"
+    if head.startswith(ZSTD_MAGIC):
+        return "zstd"
+    return "none"
+
+
+def open_decompressed(path: Path, state: ReadState) -> BinaryIO:
+    """Opens `path` for reading decompressed bytes, whatever its compression."""
+    with open(path, "rb") as f:
+        head = f.read(4)
+    state.compression = detect_compression(head)
+    if state.compression == "gzip":
+        # ISA-L in a thread of its own: decompression runs beside the parser on the second core.
+        from isal import igzip_threaded
+
+        return igzip_threaded.open(path, "rb", threads=1)  # type: ignore[return-value]
+    if state.compression == "zstd":
+        import zstandard
+
+        raw = open(path, "rb")  # noqa: SIM115 - closed by the stream reader
+        return zstandard.ZstdDecompressor().stream_reader(raw, closefd=True, read_across_frames=True)  # type: ignore[return-value]
+    return open(path, "rb")  # noqa: SIM115 - the caller closes it
+
+
+def _read_errors() -> tuple[type[BaseException], ...]:
+    import gzip
+
+    errors: list[type[BaseException]] = [EOFError, zlib.error, gzip.BadGzipFile]
+    try:
+        import zstandard
+
+        errors.append(zstandard.ZstdError)
+    except ImportError:  # pragma: no cover - zstandard is a dependency
+        pass
+    return tuple(errors)
+
+
+def file_fingerprint(path: Path, prefix_sizes: tuple[int, ...] = ()) -> tuple[str, dict[int, str]]:
+    """Content fingerprint of the file's bytes, and of given prefixes (to recognise a grown file)."""
+    h = hashlib.blake2b(digest_size=12)
+    prefixes: dict[int, str] = {}
+    wanted = sorted(s for s in set(prefix_sizes) if s > 0)
+    done = 0
+    with open(path, "rb") as f:
+        while True:
+            limit = 8 << 20
+            if wanted and wanted[0] - done < limit:
+                limit = wanted[0] - done
+            block = f.read(limit)
+            if not block:
+                break
+            h.update(block)
+            done += len(block)
+            if wanted and done == wanted[0]:
+                prefixes[wanted.pop(0)] = h.copy().hexdigest()
+    return h.hexdigest(), prefixes
+
+
+def _decode_lossy(chunk: bytes, offsets: np.ndarray) -> tuple[bytes, np.ndarray, list[int]]:
+    """Makes `chunk` valid UTF-8, returning the new bytes, offsets and the indexes of bad lines.
+
+    Only called when the chunk as a whole does not decode; walks from error to error, so the cost
+    is per bad line, not per line.
+    """
+    bad: list[int] = []
+    pos = 0
+    parts: list[bytes] = []
+    while pos < len(chunk):
+        try:
+            chunk[pos:].decode("utf-8")
+            parts.append(chunk[pos:])
+            break
+        except UnicodeDecodeError as e:
+            err = pos + e.start
+            line = int(np.searchsorted(offsets, err, side="right")) - 1
+            start, end = int(offsets[line]), int(offsets[line + 1])
+            parts.append(chunk[pos:start])
+            parts.append(chunk[start:end].decode("utf-8", errors="replace").encode("utf-8"))
+            bad.append(line)
+            pos = end
+    fixed = b"".join(parts)
+    if len(fixed) == len(chunk):
+        return fixed, offsets, bad
+    arr = np.frombuffer(fixed, dtype=np.uint8)
+    new_offsets = np.empty(len(offsets), dtype=np.int64)
+    new_offsets[0] = 0
+    new_offsets[1:] = np.flatnonzero(arr == 10) + 1
+    return fixed, new_offsets, bad
+
+
+def _lines_array(chunk: bytes, first_line_no: int) -> Batch:
+    """Splits a chunk of whole, newline-terminated lines into a Batch."""
+    arr = np.frombuffer(chunk, dtype=np.uint8)
+    offsets = np.empty(int(np.count_nonzero(arr == 10)) + 1, dtype=np.int64)
+    offsets[0] = 0
+    offsets[1:] = np.flatnonzero(arr == 10) + 1
+    bad_idx: list[int] = []
+    try:
+        chunk.decode("utf-8")
+    except UnicodeDecodeError:
+        chunk, offsets, bad_idx = _decode_lossy(chunk, offsets)
+    n = len(offsets) - 1
+    lines = pa.LargeStringArray.from_buffers(n, pa.py_buffer(offsets), pa.py_buffer(chunk))
+    bad = dict.fromkeys(bad_idx, "invalid_utf8")
+    lengths = np.diff(offsets)
+    for i in np.flatnonzero(lengths > MAX_LINE_BYTES + 2).tolist():
+        bad[int(i)] = "line_too_long"
+    return Batch(first_line_no=first_line_no, lines=lines, bad=bad)
+
+
+def _overlong_batch(head: bytes, line_no: int) -> Batch:
+    text = head[:MAX_RAW_CHARS].decode("utf-8", errors="replace")
+    return Batch(line_no, pa.array([text], type=pa.large_string()), {0: "line_too_long"})
+
+
+def iter_batches(
+    path: Path, state: ReadState, block_bytes: int = BLOCK_BYTES
+) -> Iterator[Batch]:
+    """Yields the file's lines in batches; memory stays within a few blocks whatever the file."""
+    line_no = 1
+    pending = b""
+    skipping: bytes | None = None  # head of an over-long line being skipped
+    stream = open_decompressed(path, state)
+    try:
+        while True:
+            try:
+                block = stream.read(block_bytes)
+            except _read_errors() as e:
+                state.truncated = f"{state.compression} stream ends early ({type(e).__name__}: {e})"
+                block = b""
+            if not block:
+                break
+            if skipping is not None:
+                nl = block.find(b"\n")
+                if nl == -1:
+                    continue
+                yield _overlong_batch(skipping, line_no)
+                line_no += 1
+                skipping = None
+                block = block[nl + 1 :]
+            buf = pending + block if pending else block
+            last_nl = buf.rfind(b"\n")
+            if last_nl == -1:
+                if len(buf) > MAX_LINE_BYTES:
+                    skipping, pending = buf[:MAX_RAW_CHARS], b""
+                else:
+                    pending = buf
+                continue
+            chunk, pending = buf[: last_nl + 1], buf[last_nl + 1 :]
+            if len(pending) > MAX_LINE_BYTES:
+                skipping, pending = pending[:MAX_RAW_CHARS], b""
+            batch = _lines_array(chunk, line_no)
+            line_no += len(batch.lines)
+            yield batch
+        if skipping is not None:
+            yield _overlong_batch(skipping, line_no)
+        elif pending:
+            # The last line has no newline: a file still being written or cut short.
+            yield _lines_array(pending + b"\n", line_no)
+    finally:
+        stream.close()
+        try:
+            state.bytes_read = path.stat().st_size
+        except OSError:
+            pass
+
+
+def sample_lines(path: Path, max_lines: int = 200, max_bytes: int = 1 << 20) -> list[str]:
+    """The first non-blank lines of a file, decoded lossily, for format detection."""
+    state = ReadState()
+    out: list[str] = []
+    try:
+        stream = open_decompressed(path, state)
+    except OSError as e:
+        raise InputError(f"{path}: cannot open ({e.strerror or e})") from e
+    try:
+        try:
+            head = stream.read(max_bytes)
+        except _read_errors():
+            head = b""
+        for raw in io.BytesIO(head).read().split(b"\n")[:-1] or [head]:
+            text = raw.decode("utf-8", errors="replace").strip()
+            if text:
+                out.append(text)
+            if len(out) >= max_lines:
+                break
+    finally:
+        stream.close()
+    return out
