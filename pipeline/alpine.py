@@ -99,8 +99,8 @@ def client_kind(ua: pl.Expr = pl.col("user_agent")) -> pl.Expr:
         .then(None)
         .when(ua.str.starts_with("libfetch/") | ua.str.starts_with("apk-tools/"))
         .then(pl.lit("apk"))
-        .when(low.str.contains(r"bot\b|crawler|spider|slurp|bingpreview|facebookexternalhit"))
-        .then(pl.lit("crawler"))
+        .when(low.str.contains(r"bot\b|crawler|spider|slurp|bingpreview|facebookexternalhit|nikto|sqlmap|nmap|masscan|zgrab"))
+        .then(pl.lit("crawler"))  # crawlers and vulnerability scanners
         .when(ua.str.starts_with("curl/"))
         .then(pl.lit("curl"))
         .when(ua == "Wget")

@@ -148,7 +148,7 @@ def ingest_file(
             reasons[reason] = reasons.get(reason, 0) + count
         requests.write(parsed.requests)
         rejects.write(dates.assign(parsed.rejects, parsed.requests))
-        done_bytes += batch.lines.nbytes if hasattr(batch.lines, "nbytes") else 0
+        done_bytes += batch.lines.nbytes
         if progress is not None:
             progress(report.lines_total, done_bytes)
     rejects.write(dates.flush())

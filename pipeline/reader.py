@@ -1,14 +1,14 @@
 """Streaming line reader: plain, gzip or zstd files into batches of lines, in bounded memory.
 
-A batch is an Arrow string array of whole lines (trailing CR/LF stripped) plus the line numbers
-of the lines that could not become text (invalid UTF-8, over-long). Compression is detected by
+A batch is an Arrow string array of whole lines (built on the decompressed buffer itself, no
+per-line Python objects; the parser strips the CR/LF) plus the reasons for the lines that could
+not become text (invalid UTF-8, over-long). Compression is detected by
 magic bytes, not by the file name: landing files can be called anything.
 """
 
 from __future__ import annotations
 
 import hashlib
-import io
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -39,7 +39,7 @@ class Batch:
     """Consecutive lines of one file."""
 
     first_line_no: int  # 1-based number of the first line in `lines`
-    lines: pa.LargeStringArray  # every line, CR/LF stripped; bad lines hold their lossy text
+    lines: pa.LargeStringArray  # every line with its newline; bad lines hold their lossy text
     bad: dict[int, str] = field(default_factory=dict)  # index in `lines` -> reject reason
 
 
@@ -144,8 +144,8 @@ def _decode_lossy(chunk: bytes, offsets: np.ndarray) -> tuple[bytes, np.ndarray,
     return fixed, new_offsets, bad
 
 
-def _lines_array(chunk: bytes, first_line_no: int) -> Batch:
-    """Splits a chunk of whole, newline-terminated lines into a Batch."""
+def batch_from_bytes(chunk: bytes, first_line_no: int = 1) -> Batch:
+    """Splits whole, newline-terminated lines into a Batch (lines keep their CR/LF here)."""
     arr = np.frombuffer(chunk, dtype=np.uint8)
     offsets = np.empty(int(np.count_nonzero(arr == 10)) + 1, dtype=np.int64)
     offsets[0] = 0
@@ -205,14 +205,14 @@ def iter_batches(
             chunk, pending = buf[: last_nl + 1], buf[last_nl + 1 :]
             if len(pending) > MAX_LINE_BYTES:
                 skipping, pending = pending[:MAX_RAW_CHARS], b""
-            batch = _lines_array(chunk, line_no)
+            batch = batch_from_bytes(chunk, line_no)
             line_no += len(batch.lines)
             yield batch
         if skipping is not None:
             yield _overlong_batch(skipping, line_no)
         elif pending:
             # The last line has no newline: a file still being written or cut short.
-            yield _lines_array(pending + b"\n", line_no)
+            yield batch_from_bytes(pending + b"\n", line_no)
     finally:
         stream.close()
         try:
@@ -234,7 +234,7 @@ def sample_lines(path: Path, max_lines: int = 200, max_bytes: int = 1 << 20) -> 
             head = stream.read(max_bytes)
         except _read_errors():
             head = b""
-        for raw in io.BytesIO(head).read().split(b"\n")[:-1] or [head]:
+        for raw in head.split(b"\n")[:-1] or [head]:
             text = raw.decode("utf-8", errors="replace").strip()
             if text:
                 out.append(text)
