@@ -19,7 +19,9 @@ _ARCH = "|".join(sorted(ARCHES, key=len, reverse=True))
 _BRANCH = r"v\d+\.\d+|edge|latest-stable"
 
 # /alpine/v3.20/main/x86_64/APKINDEX.tar.gz
-TREE_PATTERN = rf"^/alpine/({_BRANCH})/(?:(main|community|testing|releases|backports)/(?:({_ARCH})/)?)?"
+TREE_PATTERN = (
+    rf"^/alpine/({_BRANCH})/(?:(main|community|testing|releases|backports)/(?:({_ARCH})/)?)?"
+)
 # <name>-<version>-r<N>.apk, split at the last `-<digit>...-r<N>` (names may contain `-<digit>`).
 PACKAGE_PATTERN = r"^(.+)-(\d[^-/]*-r\d+)\.apk$"
 # alpine-<flavor>-<version>-<arch>.<ext>: alpine-minirootfs-3.20.3-x86_64.tar.gz,
@@ -29,8 +31,10 @@ RELEASE_PATTERN = rf"^alpine-([a-z0-9]+(?:-[a-z]+)*)-(\d+\.\d+\.\d+(?:_rc\d+)?)-
 CLOUD_PATTERN = rf"^([a-z0-9]+)_alpine-(\d+\.\d+\.\d+)-({_ARCH})-"
 NETBOOT_PATTERN = r"/netboot-(\d+\.\d+\.\d+(?:_rc\d+)?)/"
 
-def path_facts(path: pl.Expr = pl.col("path")) -> list[pl.Expr]:
+
+def path_facts(path: pl.Expr | None = None) -> list[pl.Expr]:
     """branch, repo, arch, file_kind, package, package_version, release_version, release_flavor."""
+    path = pl.col("path") if path is None else path
     tree = path.str.extract_groups(TREE_PATTERN).struct
     branch, repo, arch = tree.field("1"), tree.field("2"), tree.field("3")
     # The last segment, percent-decoded for the character apk names use (`+` in libstdc++).
@@ -87,19 +91,24 @@ def path_facts(path: pl.Expr = pl.col("path")) -> list[pl.Expr]:
     ]
 
 
-def client_kind(ua: pl.Expr = pl.col("user_agent")) -> pl.Expr:
+def client_kind(ua: pl.Expr | None = None) -> pl.Expr:
     """What sort of client sent the request, from its User-Agent (null when there is none).
 
     apk-tools 2.x and 3.x send `libfetch/2.0`, so apk's own version is not knowable from logs.
     busybox wget sends `Wget` with no version; GNU wget sends `Wget/1.21.4`.
     """
+    ua = pl.col("user_agent") if ua is None else ua
     low = ua.str.to_lowercase()
     return (
         pl.when(ua.is_null())
         .then(None)
         .when(ua.str.starts_with("libfetch/") | ua.str.starts_with("apk-tools/"))
         .then(pl.lit("apk"))
-        .when(low.str.contains(r"bot\b|crawler|spider|slurp|bingpreview|facebookexternalhit|nikto|sqlmap|nmap|masscan|zgrab"))
+        .when(
+            low.str.contains(
+                r"bot\b|crawler|spider|slurp|bingpreview|facebookexternalhit|nikto|sqlmap|nmap|masscan|zgrab"
+            )
+        )
         .then(pl.lit("crawler"))  # crawlers and vulnerability scanners
         .when(ua.str.starts_with("curl/"))
         .then(pl.lit("curl"))

@@ -50,22 +50,65 @@ def _settings() -> settings_mod.Settings:
 
 
 @main.command()
-@click.option("--out", "out_dir", type=click.Path(path_type=Path), required=True, help="Folder to write the log files into.")
-@click.option("--start", type=click.DateTime(["%Y-%m-%d"]), required=True, help="First day (UTC), YYYY-MM-DD.")
-@click.option("--days", type=click.IntRange(1, 3660), default=1, show_default=True, help="Number of days, one file each.")
-@click.option("--lines-per-day", type=click.IntRange(1), default=100_000, show_default=True, help="Average lines per day (weekly cycle and release bumps vary it).")
-@click.option("--format", "fmt", type=click.Choice(["combined", "fastly"]), default="combined", show_default=True, help="combined: T1 mirror nginx; fastly: Fastly JSON behind a syslog prefix.")
+@click.option(
+    "--out",
+    "out_dir",
+    type=click.Path(path_type=Path),
+    required=True,
+    help="Folder to write the log files into.",
+)
+@click.option(
+    "--start", type=click.DateTime(["%Y-%m-%d"]), required=True, help="First day (UTC), YYYY-MM-DD."
+)
+@click.option(
+    "--days",
+    type=click.IntRange(1, 3660),
+    default=1,
+    show_default=True,
+    help="Number of days, one file each.",
+)
+@click.option(
+    "--lines-per-day",
+    type=click.IntRange(1),
+    default=100_000,
+    show_default=True,
+    help="Average lines per day (weekly cycle and release bumps vary it).",
+)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["combined", "fastly"]),
+    default="combined",
+    show_default=True,
+    help="combined: T1 mirror nginx; fastly: Fastly JSON behind a syslog prefix.",
+)
 @click.option("--seed", type=int, default=0, show_default=True, help="Same seed, same bytes.")
 @click.option("--gzip", is_flag=True, help="Write .log.gz files.")
-def generate(out_dir: Path, start: dt.datetime, days: int, lines_per_day: int, fmt: str, seed: int, gzip: bool) -> None:
+def generate(
+    out_dir: Path,
+    start: dt.datetime,
+    days: int,
+    lines_per_day: int,
+    fmt: str,
+    seed: int,
+    gzip: bool,
+) -> None:
     """Write realistic SYNTHETIC dl-cdn access logs (one file per day) for demos, tests and benchmarks."""
     from pipeline.generate import generate as run
 
     total = days * lines_per_day
     with _progress() as bar:
         task = bar.add_task("generating", total=total)
-        files = run(out_dir, start.date(), days, lines_per_day, fmt=fmt, seed=seed, gzip=gzip,
-                    progress=lambda n: bar.update(task, completed=n))
+        files = run(
+            out_dir,
+            start.date(),
+            days,
+            lines_per_day,
+            fmt=fmt,
+            seed=seed,
+            gzip=gzip,
+            progress=lambda n: bar.update(task, completed=n),
+        )
     for f in files:
         click.echo(f"{f}  {f.stat().st_size:,} bytes")
     click.echo(f"wrote {len(files)} synthetic file(s) to {out_dir}")
@@ -73,20 +116,38 @@ def generate(out_dir: Path, start: dt.datetime, days: int, lines_per_day: int, f
 
 @main.command()
 @click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
-@click.option("--format", "fmt", default="auto", show_default=True, metavar="FORMAT",
-              help="auto | combined | common | fastly | nginx:'<log_format>' (detected per file when auto).")
-@click.option("--source", default=None, help="Log source name for the `source` column (default: fastly or mirror).")
-@click.option("--force", is_flag=True, help="Ingest again even if the same content is already in the warehouse.")
-@click.option("--json", "as_json", is_flag=True, help="Print the per-file accounting as JSON lines.")
-def ingest(paths: tuple[Path, ...], fmt: str, source: str | None, force: bool, as_json: bool) -> None:
+@click.option(
+    "--format",
+    "fmt",
+    default="auto",
+    show_default=True,
+    metavar="FORMAT",
+    help="auto | combined | common | fastly | nginx:'<log_format>' (detected per file when auto).",
+)
+@click.option(
+    "--source",
+    default=None,
+    help="Log source name for the `source` column (default: fastly or mirror).",
+)
+@click.option(
+    "--force",
+    is_flag=True,
+    help="Ingest again even if the same content is already in the warehouse.",
+)
+@click.option(
+    "--json", "as_json", is_flag=True, help="Print the per-file accounting as JSON lines."
+)
+def ingest(
+    paths: tuple[Path, ...], fmt: str, source: str | None, force: bool, as_json: bool
+) -> None:
     """Parse log files (plain, .gz or .zst; directories recursively) into the warehouse.
 
     Prints per-file accounting: lines = blank + parsed + rejected, always.
     """
+    from pipeline import enrich_setup
     from pipeline.formats import resolve_format
     from pipeline.ingest import expand_paths, ingest_file
     from pipeline.warehouse import Warehouse
-    from pipeline import enrich_setup
 
     s = _settings()
     resolve_format(fmt, s.fastly_keys)  # a bad --format fails before any work
@@ -101,9 +162,16 @@ def ingest(paths: tuple[Path, ...], fmt: str, source: str | None, force: bool, a
                 task = bar.add_task(f.name[:40], total=None)
                 try:
                     report = ingest_file(
-                        f, wh, s, fmt_spec=fmt, source=source, geo=geo, ip_key=key, force=force,
-                        progress=lambda lines, nbytes, t=task: bar.update(
-                            t, description=f"{f.name[:32]} {lines:,} lines", completed=nbytes
+                        f,
+                        wh,
+                        s,
+                        fmt_spec=fmt,
+                        source=source,
+                        geo=geo,
+                        ip_key=key,
+                        force=force,
+                        progress=lambda lines, nbytes, t=task, name=f.name[:32]: bar.update(
+                            t, description=f"{name} {lines:,} lines", completed=nbytes
                         ),
                     )
                 except InputError as e:
@@ -145,9 +213,26 @@ def _print_report(r, as_json: bool, size: int) -> None:  # type: ignore[no-untyp
 
 @main.command()
 @click.argument("query", required=False)
-@click.option("--file", "sql_file", type=click.Path(path_type=Path), help="Run the statement in this .sql file (e.g. sql/daily_traffic.sql).")
-@click.option("--param", "params", multiple=True, metavar="K=V", help="Bind $K to V (repeatable). Values are bound, never pasted into the SQL.")
-@click.option("--format", "out_format", type=click.Choice(["table", "csv", "json"]), default="table", show_default=True)
+@click.option(
+    "--file",
+    "sql_file",
+    type=click.Path(path_type=Path),
+    help="Run the statement in this .sql file (e.g. sql/daily_traffic.sql).",
+)
+@click.option(
+    "--param",
+    "params",
+    multiple=True,
+    metavar="K=V",
+    help="Bind $K to V (repeatable). Values are bound, never pasted into the SQL.",
+)
+@click.option(
+    "--format",
+    "out_format",
+    type=click.Choice(["table", "csv", "json"]),
+    default="table",
+    show_default=True,
+)
 def sql(query: str | None, sql_file: Path | None, params: tuple[str, ...], out_format: str) -> None:
     """Query the warehouse with DuckDB SQL (views: requests, rejects, ingested_files, ...)."""
     from pipeline import queries
@@ -166,8 +251,32 @@ def sql(query: str | None, sql_file: Path | None, params: tuple[str, ...], out_f
     queries.print_frame(frame, out_format)
 
 
+@main.command()
+@click.option(
+    "--dir",
+    "base",
+    type=click.Path(path_type=Path),
+    default=Path("demo"),
+    show_default=True,
+    help="Folder for the demo's landing logs and warehouse.",
+)
+@click.option("--lines-per-day", type=click.IntRange(1000), default=50_000, show_default=True)
+@click.option("--days", type=click.IntRange(1, 60), default=7, show_default=True)
+def demo(base: Path, lines_per_day: int, days: int) -> None:
+    """The one-command tour: generate a synthetic week, ingest it, and answer a few questions."""
+    from pipeline.demo import run_demo
+
+    run_demo(base, lines_per_day=lines_per_day, days=days, echo=click.echo)
+
+
 def _progress():  # type: ignore[no-untyped-def]
-    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TransferSpeedColumn
+    from rich.progress import (
+        BarColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TransferSpeedColumn,
+    )
 
     return Progress(
         TextColumn("{task.description}"),

@@ -109,7 +109,11 @@ def ingest_file(
         if prefixes.get(row["bytes"]) == row["file_id"]:
             supersedes = row["file_id"]  # the same log, grown since: replace the shorter version
 
-    fastly = FastlyFormat("fastly", keys={**FASTLY.keys, **settings.fastly_keys}) if settings.fastly_keys else FASTLY
+    fastly = (
+        FastlyFormat("fastly", keys={**FASTLY.keys, **settings.fastly_keys})
+        if settings.fastly_keys
+        else FASTLY
+    )
     fmt = resolve_format(fmt_spec, settings.fastly_keys)
     if fmt is None:
         fmt = detect_format(str(path), sample_lines(path), fastly=fastly)
@@ -128,7 +132,9 @@ def ingest_file(
         req_schema = pl.Schema({**REQUESTS, RAW_IP_COLUMN[0]: RAW_IP_COLUMN[1]})
     requests = PartitionWriter(staged, "requests", req_schema)
     rejects = PartitionWriter(staged, "rejects", REJECTS)
-    report = FileReport(str(path), "ingested", file_id, format=fmt.name, bytes=size, supersedes=supersedes)
+    report = FileReport(
+        str(path), "ingested", file_id, format=fmt.name, bytes=size, supersedes=supersedes
+    )
     state = ReadState()
     dates = _RejectDates()
     done_bytes = 0

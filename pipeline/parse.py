@@ -103,7 +103,7 @@ def parse_batch(batch: Batch, ctx: Context) -> Parsed:
             pl.lit(ctx.file_id).alias("file_id"),
             pl.col("raw").map_batches(
                 lambda s: mask_ips(s, keep_ips=ctx.keep_raw_ip), return_dtype=pl.String
-            )
+            ),
         ),
         blank=blank,
     )
@@ -112,7 +112,9 @@ def parse_batch(batch: Batch, ctx: Context) -> Parsed:
 def _parse_time(time: pl.Expr, time_format: str) -> pl.Expr:
     if time_format == "iso":
         return time.str.to_datetime(time_unit="us", time_zone="UTC", strict=False)
-    return time.str.to_datetime(time_format or CLF_TIME, time_unit="us", strict=False).dt.convert_time_zone("UTC")
+    return time.str.to_datetime(
+        time_format or CLF_TIME, time_unit="us", strict=False
+    ).dt.convert_time_zone("UTC")
 
 
 def _typed(lf: pl.LazyFrame, time_format: str) -> pl.LazyFrame:
@@ -124,30 +126,29 @@ def _typed(lf: pl.LazyFrame, time_format: str) -> pl.LazyFrame:
         .otherwise(pl.col("bytes").cast(pl.Int64, strict=False))
     )
     url_path = pl.col("url").str.replace(r"^[a-zA-Z][a-zA-Z0-9+.-]*://[^/?#]*", "")
-    return (
-        lf.with_columns(
-            _parse_time(pl.col("time"), time_format).alias("ts"),
-            status.alias("status"),
-            nbytes.alias("bytes"),
-            pl.col("elapsed_ms").cast(pl.Float64, strict=False),
-            url_path.str.extract(r"^([^?#]*)").alias("path"),
-            url_path.str.extract(r"\?([^#]*)").alias("query"),
-        )
-        .with_columns(
-            pl.when(pl.col("path") == "").then(None).otherwise(pl.col("path")).alias("path"),
-            pl.when(pl.col("query") == "").then(None).otherwise(pl.col("query")).alias("query"),
-            pl.coalesce(
-                pl.col("reason"),
-                pl.when(pl.col("time").is_null() | pl.col("status").is_null()).then(
-                    pl.lit("missing_field")
-                ),
-                pl.when(pl.col("ts").is_null()).then(pl.lit("bad_timestamp")),
-                pl.when(
-                    (pl.col("status") < 100) | (pl.col("status") > 599) | pl.col("bytes").is_null()
-                    | (pl.col("bytes") < 0)
-                ).then(pl.lit("bad_value")),
-            ).alias("reason"),
-        )
+    return lf.with_columns(
+        _parse_time(pl.col("time"), time_format).alias("ts"),
+        status.alias("status"),
+        nbytes.alias("bytes"),
+        pl.col("elapsed_ms").cast(pl.Float64, strict=False),
+        url_path.str.extract(r"^([^?#]*)").alias("path"),
+        url_path.str.extract(r"\?([^#]*)").alias("query"),
+    ).with_columns(
+        pl.when(pl.col("path") == "").then(None).otherwise(pl.col("path")).alias("path"),
+        pl.when(pl.col("query") == "").then(None).otherwise(pl.col("query")).alias("query"),
+        pl.coalesce(
+            pl.col("reason"),
+            pl.when(pl.col("time").is_null() | pl.col("status").is_null()).then(
+                pl.lit("missing_field")
+            ),
+            pl.when(pl.col("ts").is_null()).then(pl.lit("bad_timestamp")),
+            pl.when(
+                (pl.col("status") < 100)
+                | (pl.col("status") > 599)
+                | pl.col("bytes").is_null()
+                | (pl.col("bytes") < 0)
+            ).then(pl.lit("bad_value")),
+        ).alias("reason"),
     )
 
 
@@ -163,7 +164,9 @@ def _enrich(good: pl.DataFrame, ctx: Context) -> pl.DataFrame:
         .join(clients, on="client", how="left", maintain_order="left", nulls_equal=True)
     )
     if (out["branch"] == "latest-stable").any():
-        resolved = alpine.resolve_latest_stable(out.filter(pl.col("branch") == "latest-stable")["date"])
+        resolved = alpine.resolve_latest_stable(
+            out.filter(pl.col("branch") == "latest-stable")["date"]
+        )
         out = out.join(resolved, on="date", how="left", maintain_order="left").with_columns(
             pl.when(pl.col("branch") == "latest-stable")
             .then(pl.col("latest_stable"))
@@ -194,7 +197,9 @@ def _client_frame(client: pl.Series, ctx: Context) -> pl.DataFrame:
             geo = ctx.geo.lookup(ips)
             places = {row[0]: row[1:] for row in geo.iter_rows()}
         # A client that is not an address (a hostname in Apache logs) is still one client.
-        ids = privacy.client_ids((ip or c.lower() for c, ip in zip(new, normal, strict=True)), ctx.ip_key)
+        ids = privacy.client_ids(
+            (ip or c.lower() for c, ip in zip(new, normal, strict=True)), ctx.ip_key
+        )
         empty_place = (None,) * 7
         for c, ip, cid in zip(new, normal, ids, strict=True):
             place = places.get(ip, empty_place) if ip else empty_place
@@ -205,7 +210,9 @@ def _client_frame(client: pl.Series, ctx: Context) -> pl.DataFrame:
 
 
 _IPV4_RE = re.compile(r"(?<![\d.])(\d{1,3}\.\d{1,3}\.\d{1,3})\.\d{1,3}(?![\d.])")
-_IPV6_RE = re.compile(r"(?<![0-9A-Fa-f:])(?:[0-9A-Fa-f]{0,4}:){2,7}[0-9A-Fa-f]{0,4}(?![0-9A-Fa-f:])")
+_IPV6_RE = re.compile(
+    r"(?<![0-9A-Fa-f:])(?:[0-9A-Fa-f]{0,4}:){2,7}[0-9A-Fa-f]{0,4}(?![0-9A-Fa-f:])"
+)
 
 
 def _mask_v6(m: re.Match[str]) -> str:

@@ -40,7 +40,11 @@ def print_frame(frame: pl.DataFrame, fmt: str = "table") -> None:
         sys.stdout.write(frame.write_json() + "\n")
     else:
         with pl.Config(
-            tbl_rows=1000, tbl_cols=100, fmt_str_lengths=80, tbl_hide_dataframe_shape=False,
-            tbl_formatting="ASCII_MARKDOWN", thousands_separator=False,
+            tbl_rows=1000,
+            tbl_cols=100,
+            fmt_str_lengths=80,
+            tbl_hide_dataframe_shape=False,
+            tbl_formatting="ASCII_MARKDOWN",
+            thousands_separator=False,
         ):
             print(frame)

@@ -9,6 +9,8 @@ magic bytes, not by the file name: landing files can be called anything.
 from __future__ import annotations
 
 import hashlib
+import queue
+import threading
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -60,35 +62,129 @@ def detect_compression(head: bytes) -> str:
     return "none"
 
 
-def open_decompressed(path: Path, state: ReadState) -> BinaryIO:
-    """Opens `path` for reading decompressed bytes, whatever its compression."""
+def decompressed_blocks(
+    path: Path, state: ReadState, block_bytes: int = BLOCK_BYTES
+) -> Iterator[bytes]:
+    """The file's decompressed bytes in blocks, whatever its compression.
+
+    A compressed stream that ends early or breaks yields everything before the break and records
+    why in `state.truncated`; concatenated members (gzip) and frames (zstd) are read in turn.
+    Decompressed output per step is capped, so a small bomb cannot expand into memory at once.
+    """
     with open(path, "rb") as f:
-        head = f.read(4)
-    state.compression = detect_compression(head)
-    if state.compression == "gzip":
-        # ISA-L in a thread of its own: decompression runs beside the parser on the second core.
-        from isal import igzip_threaded
+        state.compression = detect_compression(f.read(4))
+        f.seek(0)
+        if state.compression == "none":
+            while block := f.read(block_bytes):
+                state.bytes_read += len(block)
+                yield block
+            return
+        if state.compression == "zstd":
+            yield from _zstd_blocks(f, state, block_bytes)
+            return
+        from isal import isal_zlib  # ISA-L: several times faster than zlib, same format
 
-        return igzip_threaded.open(path, "rb", threads=1)  # type: ignore[return-value]
-    if state.compression == "zstd":
-        import zstandard
+        dobj = isal_zlib.decompressobj(31)
+        while True:
+            compressed = f.read(1 << 20)
+            state.bytes_read += len(compressed)
+            if not compressed:
+                if not dobj.eof:
+                    state.truncated = f"gzip stream ends early, after {state.bytes_read:,} bytes"
+                return
+            while compressed:
+                try:
+                    # max_length caps what one step expands to (a bomb stays in bounded memory)
+                    out = dobj.decompress(compressed, block_bytes)
+                except (zlib.error, isal_zlib.error) as e:
+                    state.truncated = (
+                        f"gzip stream is corrupt after {state.bytes_read:,} bytes ({e})"
+                    )
+                    return
+                if out:
+                    yield out
+                if dobj.unconsumed_tail:
+                    compressed = dobj.unconsumed_tail
+                    continue
+                if not dobj.eof:
+                    break
+                # the next gzip member, or trailing garbage
+                compressed = dobj.unused_data
+                dobj = isal_zlib.decompressobj(31)
+                if compressed and not compressed.startswith(GZIP_MAGIC):
+                    state.truncated = "garbage after the gzip stream"
+                    return
 
-        raw = open(path, "rb")  # noqa: SIM115 - closed by the stream reader
-        return zstandard.ZstdDecompressor().stream_reader(raw, closefd=True, read_across_frames=True)  # type: ignore[return-value]
-    return open(path, "rb")  # noqa: SIM115 - the caller closes it
 
+def _zstd_blocks(f: BinaryIO, state: ReadState, block_bytes: int) -> Iterator[bytes]:
+    """zstd frames in bounded reads. python-zstandard's reader ends quietly on a cut stream, so a
+    cut is detected by the frame header's content size, when the writer recorded it (zstd's CLI
+    does for files)."""
+    import zstandard
 
-def _read_errors() -> tuple[type[BaseException], ...]:
-    import gzip
-
-    errors: list[type[BaseException]] = [EOFError, zlib.error, gzip.BadGzipFile]
+    head = f.read(18)
+    f.seek(0)
     try:
-        import zstandard
+        expected = zstandard.get_frame_parameters(head).content_size
+    except zstandard.ZstdError as e:
+        state.truncated = f"zstd stream is corrupt ({e})"
+        return
+    reader = zstandard.ZstdDecompressor().stream_reader(f, read_across_frames=True, closefd=False)
+    total = 0
+    try:
+        while block := reader.read(block_bytes):
+            total += len(block)
+            yield block
+    except zstandard.ZstdError as e:
+        state.truncated = f"zstd stream is corrupt after {total:,} decompressed bytes ({e})"
+        return
+    finally:
+        state.bytes_read = f.tell()
+    if expected != zstandard.CONTENTSIZE_UNKNOWN and total < expected:
+        state.truncated = f"zstd stream ends early, after {total:,} of {expected:,} bytes"
 
-        errors.append(zstandard.ZstdError)
-    except ImportError:  # pragma: no cover - zstandard is a dependency
-        pass
-    return tuple(errors)
+
+def prefetched(blocks: Iterator[bytes], depth: int = 2) -> Iterator[bytes]:
+    """Runs a block iterator in a thread of its own, `depth` blocks ahead.
+
+    Reads and decompression (ISA-L, zstd) release the GIL, so they run on the second core while
+    the parser works.
+    """
+    q: queue.Queue[object] = queue.Queue(maxsize=depth)
+    done = object()
+    stop = threading.Event()
+
+    def put(item: object) -> bool:
+        while not stop.is_set():
+            try:
+                q.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def pump() -> None:
+        try:
+            for b in blocks:
+                if not put(b):
+                    return
+            put(done)
+        except BaseException as e:  # noqa: BLE001 - handed to the consumer, which re-raises it
+            put(e)
+
+    t = threading.Thread(target=pump, name="dlcdn-reader", daemon=True)
+    t.start()
+    try:
+        while True:
+            item = q.get()
+            if item is done:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item  # type: ignore[misc]
+    finally:
+        stop.set()
+        t.join()
 
 
 def file_fingerprint(path: Path, prefix_sizes: tuple[int, ...] = ()) -> tuple[str, dict[int, str]]:
@@ -169,77 +265,55 @@ def _overlong_batch(head: bytes, line_no: int) -> Batch:
     return Batch(line_no, pa.array([text], type=pa.large_string()), {0: "line_too_long"})
 
 
-def iter_batches(
-    path: Path, state: ReadState, block_bytes: int = BLOCK_BYTES
-) -> Iterator[Batch]:
+def iter_batches(path: Path, state: ReadState, block_bytes: int = BLOCK_BYTES) -> Iterator[Batch]:
     """Yields the file's lines in batches; memory stays within a few blocks whatever the file."""
     line_no = 1
     pending = b""
     skipping: bytes | None = None  # head of an over-long line being skipped
-    stream = open_decompressed(path, state)
-    try:
-        while True:
-            try:
-                block = stream.read(block_bytes)
-            except _read_errors() as e:
-                state.truncated = f"{state.compression} stream ends early ({type(e).__name__}: {e})"
-                block = b""
-            if not block:
-                break
-            if skipping is not None:
-                nl = block.find(b"\n")
-                if nl == -1:
-                    continue
-                yield _overlong_batch(skipping, line_no)
-                line_no += 1
-                skipping = None
-                block = block[nl + 1 :]
-            buf = pending + block if pending else block
-            last_nl = buf.rfind(b"\n")
-            if last_nl == -1:
-                if len(buf) > MAX_LINE_BYTES:
-                    skipping, pending = buf[:MAX_RAW_CHARS], b""
-                else:
-                    pending = buf
-                continue
-            chunk, pending = buf[: last_nl + 1], buf[last_nl + 1 :]
-            if len(pending) > MAX_LINE_BYTES:
-                skipping, pending = pending[:MAX_RAW_CHARS], b""
-            batch = batch_from_bytes(chunk, line_no)
-            line_no += len(batch.lines)
-            yield batch
+    for block in prefetched(decompressed_blocks(path, state, block_bytes)):
         if skipping is not None:
+            nl = block.find(b"\n")
+            if nl == -1:
+                continue
             yield _overlong_batch(skipping, line_no)
-        elif pending:
-            # The last line has no newline: a file still being written or cut short.
-            yield batch_from_bytes(pending + b"\n", line_no)
-    finally:
-        stream.close()
-        try:
-            state.bytes_read = path.stat().st_size
-        except OSError:
-            pass
+            line_no += 1
+            skipping = None
+            block = block[nl + 1 :]
+        buf = pending + block if pending else block
+        last_nl = buf.rfind(b"\n")
+        if last_nl == -1:
+            if len(buf) > MAX_LINE_BYTES:
+                skipping, pending = buf[:MAX_RAW_CHARS], b""
+            else:
+                pending = buf
+            continue
+        chunk, pending = buf[: last_nl + 1], buf[last_nl + 1 :]
+        if len(pending) > MAX_LINE_BYTES:
+            skipping, pending = pending[:MAX_RAW_CHARS], b""
+        batch = batch_from_bytes(chunk, line_no)
+        line_no += len(batch.lines)
+        yield batch
+    if skipping is not None:
+        yield _overlong_batch(skipping, line_no)
+    elif pending:
+        # The last line has no newline: a file still being written, or cut short.
+        yield batch_from_bytes(pending + b"\n", line_no)
 
 
 def sample_lines(path: Path, max_lines: int = 200, max_bytes: int = 1 << 20) -> list[str]:
     """The first non-blank lines of a file, decoded lossily, for format detection."""
-    state = ReadState()
-    out: list[str] = []
+    head = b""
     try:
-        stream = open_decompressed(path, state)
+        for block in decompressed_blocks(path, ReadState(), block_bytes=max_bytes):
+            head = block
+            break
     except OSError as e:
-        raise InputError(f"{path}: cannot open ({e.strerror or e})") from e
-    try:
-        try:
-            head = stream.read(max_bytes)
-        except _read_errors():
-            head = b""
-        for raw in head.split(b"\n")[:-1] or [head]:
-            text = raw.decode("utf-8", errors="replace").strip()
-            if text:
-                out.append(text)
-            if len(out) >= max_lines:
-                break
-    finally:
-        stream.close()
+        raise InputError(f"{path}: cannot read ({e.strerror or e})") from e
+    out: list[str] = []
+    for raw in head.split(b"\n")[:-1] or [head]:
+        text = raw.decode("utf-8", errors="replace").strip()
+        if text:
+            out.append(text)
+        if len(out) >= max_lines:
+            break
     return out

@@ -163,7 +163,9 @@ class Warehouse:
                 f"'{root}/ingested_files/*.parquet', union_by_name = true)"
             )
         else:
-            stmts.append(f"CREATE OR REPLACE VIEW ingested_files_all AS {_empty_select(INGESTED_FILES)}")
+            stmts.append(
+                f"CREATE OR REPLACE VIEW ingested_files_all AS {_empty_select(INGESTED_FILES)}"
+            )
         stmts.append(
             "CREATE OR REPLACE VIEW ingested_files AS SELECT * FROM ingested_files_all WHERE file_id"
             " NOT IN (SELECT supersedes FROM ingested_files_all WHERE supersedes IS NOT NULL)"

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 import zstandard
-
 from independent import FASTLY_JSON, GOACCESS_MAX_LINE, goaccess_summary
+
 from pipeline.ingest import ingest_file
 from pipeline.settings import Settings
 from pipeline.warehouse import Warehouse
@@ -123,7 +123,11 @@ def test_honeynet_every_line_accounted_and_agrees(tmp_path: Path) -> None:
     assert mine_all["reasons"] == Counter({"invalid_utf8": not_utf8})
 
     def both_read(line: bytes) -> bool:
-        return len(line.rstrip(b"\r\n")) <= GOACCESS_MAX_LINE and _is_utf8(line) and line.strip() != b""
+        return (
+            len(line.rstrip(b"\r\n")) <= GOACCESS_MAX_LINE
+            and _is_utf8(line)
+            and line.strip() != b""
+        )
 
     common = tmp_path / "honeynet-common.log"
     common.write_bytes(b"".join(line for line in all_lines if both_read(line)))

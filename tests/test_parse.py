@@ -38,18 +38,40 @@ CASES = [
     (
         b'203.0.113.7 - - [20/Nov/2026:10:00:00 +0100] "GET /alpine/v3.22/main/x86_64/APKINDEX.tar.gz HTTP/1.1" 304 0 "-" "libfetch/2.0"',
         COMBINED,
-        dict(ts=dt.datetime(2026, 11, 20, 9, tzinfo=UTC), date=dt.date(2026, 11, 20), method="GET",
-             path="/alpine/v3.22/main/x86_64/APKINDEX.tar.gz", query=None, protocol="HTTP/1.1",
-             status=304, bytes=0, referer=None, user_agent="libfetch/2.0", client_kind="apk",
-             branch="v3.22", branch_resolved="v3.22", repo="main", arch="x86_64",
-             file_kind="apkindex", client_net="203.0.113.0/24"),
+        dict(
+            ts=dt.datetime(2026, 11, 20, 9, tzinfo=UTC),
+            date=dt.date(2026, 11, 20),
+            method="GET",
+            path="/alpine/v3.22/main/x86_64/APKINDEX.tar.gz",
+            query=None,
+            protocol="HTTP/1.1",
+            status=304,
+            bytes=0,
+            referer=None,
+            user_agent="libfetch/2.0",
+            client_kind="apk",
+            branch="v3.22",
+            branch_resolved="v3.22",
+            repo="main",
+            arch="x86_64",
+            file_kind="apkindex",
+            client_net="203.0.113.0/24",
+        ),
     ),
     # common log format (no referer/UA): referer and user agent are null, not empty
     (
         b'::1 - - [26/Dec/2016:16:16:29 +0200] "GET /favicon.ico HTTP/1.1" 404 209',
         COMBINED,
-        dict(status=404, bytes=209, referer=None, user_agent=None, client_kind=None,
-             file_kind="other", client_net="::/48", ts=dt.datetime(2016, 12, 26, 14, 16, 29, tzinfo=UTC)),
+        dict(
+            status=404,
+            bytes=209,
+            referer=None,
+            user_agent=None,
+            client_kind=None,
+            file_kind="other",
+            client_net="::/48",
+            ts=dt.datetime(2016, 12, 26, 14, 16, 29, tzinfo=UTC),
+        ),
     ),
     # bytes '-' means 0; the `"-"` request of a 408 leaves method/path null but the row counts
     (
@@ -85,9 +107,16 @@ CASES = [
     (
         b'198.51.100.1 - - [20/Nov/2026:10:00:00 +0000] "GET /alpine/edge/testing/aarch64/py3-foo-bar-2.0.1_git2024-r10.apk?x=1 HTTP/2.0" 200 123456 "-" "libfetch/2.0"',
         COMBINED,
-        dict(path="/alpine/edge/testing/aarch64/py3-foo-bar-2.0.1_git2024-r10.apk", query="x=1",
-             file_kind="package", package="py3-foo-bar", package_version="2.0.1_git2024-r10",
-             repo="testing", arch="aarch64", branch="edge"),
+        dict(
+            path="/alpine/edge/testing/aarch64/py3-foo-bar-2.0.1_git2024-r10.apk",
+            query="x=1",
+            file_kind="package",
+            package="py3-foo-bar",
+            package_version="2.0.1_git2024-r10",
+            repo="testing",
+            arch="aarch64",
+            branch="edge",
+        ),
     ),
     # `+` in package names arrives percent-encoded
     (
@@ -105,12 +134,23 @@ CASES = [
     (
         b'198.51.100.1 - - [20/Nov/2026:10:00:00 +0000] "GET /alpine/v3.20/releases/x86_64/alpine-minirootfs-3.20.3-x86_64.tar.gz HTTP/1.1" 206 1048576 "-" "curl/8.5.0"',
         COMBINED,
-        dict(file_kind="release", release_flavor="minirootfs", release_version="3.20.3", arch="x86_64", repo="releases"),
+        dict(
+            file_kind="release",
+            release_flavor="minirootfs",
+            release_version="3.20.3",
+            arch="x86_64",
+            repo="releases",
+        ),
     ),
     (
         b'198.51.100.1 - - [20/Nov/2026:10:00:00 +0000] "GET /alpine/v3.21/releases/aarch64/alpine-standard-3.21.0-aarch64.iso.sha256 HTTP/1.1" 200 97 "-" "Wget"',
         COMBINED,
-        dict(file_kind="checksum", release_flavor="standard", release_version="3.21.0", client_kind="busybox-wget"),
+        dict(
+            file_kind="checksum",
+            release_flavor="standard",
+            release_version="3.21.0",
+            client_kind="busybox-wget",
+        ),
     ),
     (
         b'198.51.100.1 - - [20/Nov/2026:10:00:00 +0000] "GET /alpine/v3.21/releases/x86_64/netboot-3.21.0/vmlinuz-lts HTTP/1.1" 200 97 "-" "Wget/1.21.4"',
@@ -120,7 +160,13 @@ CASES = [
     (
         b'198.51.100.1 - - [20/Nov/2026:10:00:00 +0000] "GET /alpine/v3.20/releases/cloud/nocloud_alpine-3.20.3-x86_64-bios-cloudinit-r0.qcow2 HTTP/1.1" 200 9 "-" "Go-http-client/1.1"',
         COMBINED,
-        dict(file_kind="cloud_image", release_version="3.20.3", release_flavor="nocloud", arch="x86_64", client_kind="go-http"),
+        dict(
+            file_kind="cloud_image",
+            release_version="3.20.3",
+            release_flavor="nocloud",
+            arch="x86_64",
+            client_kind="go-http",
+        ),
     ),
     # top-level files
     (
@@ -137,21 +183,40 @@ CASES = [
     (
         b'<134>2026-11-20T10:00:00Z cache-fra-eddf8230041 dlcdn[1]: {"timestamp":"2026-11-20T10:00:00.123Z","client_ip":"2001:db8:1234:5678::9","request_method":"GET","url":"/alpine/v3.22/community/riscv64/APKINDEX.tar.gz","request_protocol":"HTTP/2","response_status":200,"response_body_size":123,"request_user_agent":"libfetch/2.0","request_referer":null,"server_datacenter":"FRA","response_state":"HIT-CLUSTER","time_elapsed":1500,"host":"dl-cdn.alpinelinux.org"}',
         FASTLY,
-        dict(ts=dt.datetime(2026, 11, 20, 10, 0, 0, 123000, tzinfo=UTC), client_net="2001:db8:1234::/48",
-             method="GET", protocol="HTTP/2", status=200, bytes=123, pop="FRA", cache_state="HIT-CLUSTER",
-             elapsed_ms=1.5, repo="community", arch="riscv64", referer=None),
+        dict(
+            ts=dt.datetime(2026, 11, 20, 10, 0, 0, 123000, tzinfo=UTC),
+            client_net="2001:db8:1234::/48",
+            method="GET",
+            protocol="HTTP/2",
+            status=200,
+            bytes=123,
+            pop="FRA",
+            cache_state="HIT-CLUSTER",
+            elapsed_ms=1.5,
+            repo="community",
+            arch="riscv64",
+            referer=None,
+        ),
     ),
     # crates.io's Fastly keys; full URL -> path; POP from the syslog host when the JSON has none
     (
         b'<134>2024-01-16T23:53:20Z cache-iad-kiad7000128 s3-request-logs[322614]: {"bytes":11355,"date_time":"2024-01-16T23:53:20.460557177Z","ip":"1.2.3.4","method":"GET","status":200,"url":"https://static.crates.io/crates/strsim/strsim-0.10.0.crate","version":"1","http":{"useragent":"cargo/1.92.0"}}',
         FASTLY,
-        dict(path="/crates/strsim/strsim-0.10.0.crate", pop="IAD", bytes=11355, user_agent="cargo/1.92.0", client_kind="other"),
+        dict(
+            path="/crates/strsim/strsim-0.10.0.crate",
+            pop="IAD",
+            bytes=11355,
+            user_agent="cargo/1.92.0",
+            client_kind="other",
+        ),
     ),
     # no syslog prefix at all
     (
         b'{"timestamp":"2026-11-20T10:00:00Z","client_ip":"::ffff:192.0.2.9","url":"/alpine/last-updated","response_status":"200","response_body_size":"11"}',
         FASTLY,
-        dict(client_net="192.0.2.0/24", file_kind="last_updated", status=200, bytes=11, method=None),
+        dict(
+            client_net="192.0.2.0/24", file_kind="last_updated", status=200, bytes=11, method=None
+        ),
     ),
 ]
 
@@ -168,17 +233,37 @@ REJECTS = [
     # TLS bytes sent raw (not escaped by the server) are not UTF-8
     (b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03 garbage", COMBINED, "invalid_utf8"),
     # a truncated line
-    (b'203.0.113.7 - - [20/Nov/2026:10:00:00 +0000] "GET /alpine/v3.22/main/x86_64/APKINDEX.tar', COMBINED, "no_match"),
+    (
+        b'203.0.113.7 - - [20/Nov/2026:10:00:00 +0000] "GET /alpine/v3.22/main/x86_64/APKINDEX.tar',
+        COMBINED,
+        "no_match",
+    ),
     # an impossible date
-    (b'203.0.113.7 - - [31/Feb/2026:10:00:00 +0000] "GET / HTTP/1.1" 200 1 "-" "-"', COMBINED, "bad_timestamp"),
+    (
+        b'203.0.113.7 - - [31/Feb/2026:10:00:00 +0000] "GET / HTTP/1.1" 200 1 "-" "-"',
+        COMBINED,
+        "bad_timestamp",
+    ),
     # a status outside 100..599
-    (b'203.0.113.7 - - [20/Nov/2026:10:00:00 +0000] "GET / HTTP/1.1" 999 1 "-" "-"', COMBINED, "bad_value"),
+    (
+        b'203.0.113.7 - - [20/Nov/2026:10:00:00 +0000] "GET / HTTP/1.1" 999 1 "-" "-"',
+        COMBINED,
+        "bad_value",
+    ),
     # a status of "-" is a missing field
-    (b'203.0.113.7 - - [20/Nov/2026:10:00:00 +0000] "GET / HTTP/1.1" - 1 "-" "-"', COMBINED, "missing_field"),
+    (
+        b'203.0.113.7 - - [20/Nov/2026:10:00:00 +0000] "GET / HTTP/1.1" - 1 "-" "-"',
+        COMBINED,
+        "missing_field",
+    ),
     # truncated JSON
-    (b'<134>2026-11-20T10:00:00Z cache-fra-1 dlcdn[1]: {"timestamp":"2026-11-20T10:00:00Z","client_ip":"1.2.3.4"', FASTLY, "no_match"),
+    (
+        b'<134>2026-11-20T10:00:00Z cache-fra-1 dlcdn[1]: {"timestamp":"2026-11-20T10:00:00Z","client_ip":"1.2.3.4"',
+        FASTLY,
+        "no_match",
+    ),
     # braces that are not JSON
-    (b'<134>2026-11-20T10:00:00Z cache-fra-1 dlcdn[1]: {not json}', FASTLY, "bad_json"),
+    (b"<134>2026-11-20T10:00:00Z cache-fra-1 dlcdn[1]: {not json}", FASTLY, "bad_json"),
     # JSON without a time
     (b'{"client_ip":"1.2.3.4","response_status":200}', FASTLY, "missing_field"),
     # a prefix that is not syslog's
@@ -235,7 +320,10 @@ def test_client_id_is_keyed_and_stable() -> None:
 def test_no_raw_ip_column_by_default() -> None:
     out = run([b'203.0.113.7 - - [20/Nov/2026:10:00:00 +0000] "GET / HTTP/1.1" 200 1 "-" "-"'])
     assert "client_ip" not in out.requests.columns
-    opted = run([b'203.0.113.7 - - [20/Nov/2026:10:00:00 +0000] "GET / HTTP/1.1" 200 1 "-" "-"'], keep_raw_ip=True)
+    opted = run(
+        [b'203.0.113.7 - - [20/Nov/2026:10:00:00 +0000] "GET / HTTP/1.1" 200 1 "-" "-"'],
+        keep_raw_ip=True,
+    )
     assert opted.requests["client_ip"].to_list() == ["203.0.113.7"]
 
 
@@ -249,8 +337,18 @@ def test_nginx_log_format_string() -> None:
         b'dl-cdn.alpinelinux.org 192.0.2.1 [20/Nov/2026:10:00:00 +0000] "GET /alpine/edge/main/s390x/APKINDEX.tar.gz HTTP/1.1" 200 77 "libfetch/2.0" 0.250 HIT',
         fmt,
     )
-    assert (row["arch"], row["bytes"], row["user_agent"], row["elapsed_ms"], row["cache_state"]) == (
-        "s390x", 77, "libfetch/2.0", 250.0, "HIT",
+    assert (
+        row["arch"],
+        row["bytes"],
+        row["user_agent"],
+        row["elapsed_ms"],
+        row["cache_state"],
+    ) == (
+        "s390x",
+        77,
+        "libfetch/2.0",
+        250.0,
+        "HIT",
     )
     assert resolve_format("nginx:'$remote_addr [$time_local] $status'").name.startswith("nginx:")
     with pytest.raises(ValueError, match="status"):
@@ -259,7 +357,10 @@ def test_nginx_log_format_string() -> None:
 
 def test_fastly_keys_are_configurable() -> None:
     fmt = FastlyFormat("fastly", keys={**FASTLY.keys, "client": ("who",), "pop": ("edge.pop",)})
-    row = one(b'{"timestamp":"2026-11-20T10:00:00Z","who":"192.0.2.1","status":200,"edge":{"pop":"AMS"}}', fmt)
+    row = one(
+        b'{"timestamp":"2026-11-20T10:00:00Z","who":"192.0.2.1","status":200,"edge":{"pop":"AMS"}}',
+        fmt,
+    )
     assert (row["client_net"], row["pop"]) == ("192.0.2.0/24", "AMS")
 
 
@@ -272,7 +373,9 @@ def test_json_values_of_the_wrong_shape_are_rejected_not_fatal() -> None:
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(st.lists(st.binary(max_size=300), min_size=1, max_size=30), st.sampled_from([COMBINED, FASTLY]))
+@given(
+    st.lists(st.binary(max_size=300), min_size=1, max_size=30), st.sampled_from([COMBINED, FASTLY])
+)
 def test_any_bytes_land_in_exactly_one_place(chunks: list[bytes], fmt) -> None:
     """Property: whatever the bytes, no crash, and every line is blank, parsed or rejected once."""
     data = b"\n".join(c.replace(b"\n", b" ") for c in chunks) + b"\n"
@@ -289,9 +392,15 @@ def test_any_bytes_land_in_exactly_one_place(chunks: list[bytes], fmt) -> None:
     ip=st.ip_addresses().map(str),
     status=st.integers(100, 599),
     nbytes=st.integers(0, 10**12),
-    path=st.text(st.characters(min_codepoint=33, max_codepoint=126, exclude_characters='"\\'), min_size=1, max_size=60),
+    path=st.text(
+        st.characters(min_codepoint=33, max_codepoint=126, exclude_characters='"\\'),
+        min_size=1,
+        max_size=60,
+    ),
 )
-def test_well_formed_combined_lines_always_parse(ip: str, status: int, nbytes: int, path: str) -> None:
+def test_well_formed_combined_lines_always_parse(
+    ip: str, status: int, nbytes: int, path: str
+) -> None:
     """Property: a line the nginx combined format writes always parses to its own values."""
     line = f'{ip} - - [20/Nov/2026:10:00:00 +0000] "GET /{path} HTTP/1.1" {status} {nbytes} "-" "curl/8.0"'
     row = one(line.encode())

