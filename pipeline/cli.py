@@ -269,6 +269,38 @@ def demo(base: Path, lines_per_day: int, days: int) -> None:
     run_demo(base, lines_per_day=lines_per_day, days=days, echo=click.echo)
 
 
+@main.command()
+@click.argument("addresses", nargs=-1)
+def geoip(addresses: tuple[str, ...]) -> None:
+    """Show which GeoIP databases are in use (type, build date, licence) and look up ADDRESSES.
+
+    Databases come from DLCDN_GEOIP_CITY / DLCDN_GEOIP_COUNTRY / DLCDN_GEOIP_ASN, or the embedded
+    DB-IP City Lite default.
+    """
+    from pipeline import queries
+    from pipeline.geoip import GeoIP
+    from pipeline.privacy import normalise_ip
+
+    bad = [a for a in addresses if normalise_ip(a) is None]
+    if bad:
+        raise click.BadParameter(f"not an IP address: {', '.join(bad)}", param_hint="ADDRESSES")
+    s = _settings()
+    with GeoIP.open(city=s.geoip_city, country=s.geoip_country, asn=s.geoip_asn) as geo:
+        described = geo.describe()
+        if not described:
+            click.echo("no GeoIP database in use: country and location stay NULL")
+        for d in described:
+            default = "  [embedded default]" if d.get("default") else ""
+            click.echo(
+                f"{d['role']:8} {d['database_type']}, built {d['build_date']:%Y-%m-%d}, "
+                f"{d['path']}{default}"
+            )
+            if d.get("attribution"):
+                click.echo(f"         {d['attribution']}")
+        if addresses:
+            queries.print_frame(geo.lookup([normalise_ip(a) or a for a in addresses]))
+
+
 def _progress():  # type: ignore[no-untyped-def]
     from rich.progress import (
         BarColumn,

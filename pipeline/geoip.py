@@ -48,6 +48,8 @@ from typing import Any
 import maxminddb
 import polars as pl
 
+from pipeline.privacy import SettingError
+
 log = logging.getLogger(__name__)
 
 GEO_COLUMNS = ("country", "continent", "subregion", "latitude", "longitude", "asn", "as_org")
@@ -99,7 +101,7 @@ _MAPPED_DOTTED = rf"^(?i:::ffff:|(?:0{{1,4}}:){{5}}ffff:)({_IPV4})$"
 _MAPPED_HEX = r"^(?i:::ffff:|(?:0{1,4}:){5}ffff:)[0-9a-f]{1,4}:[0-9a-f]{1,4}$"
 
 
-class GeoIPError(Exception):
+class GeoIPError(SettingError):
     """A GeoIP database cannot be used; the message names the setting and the path."""
 
 

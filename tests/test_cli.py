@@ -1,0 +1,143 @@
+"""The `dlcdn` command line: help everywhere, accounting printed, bound parameters, one-line errors."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from pipeline.cli import main
+
+DLCDN = str(Path(sys.executable).parent / "dlcdn")
+CORPORA = Path(__file__).resolve().parents[2] / "shared" / "corpora"
+
+
+@pytest.fixture
+def env(tmp_path: Path) -> dict[str, str]:
+    e = {k: v for k, v in os.environ.items() if not k.startswith("DLCDN_")}
+    e |= {
+        "DLCDN_WAREHOUSE": str(tmp_path / "wh"),
+        "DLCDN_IP_KEY": "cli-test-key-0123456789",
+        "NO_COLOR": "1",
+    }
+    return e
+
+
+def run(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([DLCDN, *args], capture_output=True, text=True, env=env, timeout=120)
+
+
+@pytest.mark.parametrize("cmd", ["generate", "ingest", "sql", "geoip", "demo"])
+def test_every_command_has_help(cmd: str) -> None:
+    out = CliRunner().invoke(main, [cmd, "--help"])
+    assert out.exit_code == 0 and "Usage:" in out.output and len(out.output.splitlines()) > 4
+
+
+def test_ingest_prints_accounting_then_sql_answers(env: dict[str, str]) -> None:
+    log = CORPORA / "lnav_test_logs/logfile_shop_access_log.0"
+    out = run(env, "ingest", str(log))
+    assert out.returncode == 0, out.stderr
+    assert "1,000 lines = 0 blank + 1,000 parsed + 0 rejected" in out.stdout
+    again = run(env, "ingest", str(log))
+    assert "skipped, same content" in again.stdout
+    q = run(
+        env,
+        "sql",
+        "SELECT status, count(*) AS n FROM requests GROUP BY ALL ORDER BY status",
+        "--format",
+        "csv",
+    )
+    assert q.returncode == 0, q.stderr
+    assert q.stdout.splitlines() == ["status,n", "200,938", "301,11", "302,20", "304,7", "404,24"]
+    js = run(
+        env,
+        "sql",
+        "--file",
+        "sql/daily_traffic.sql",
+        "--param",
+        "start=2019-01-22",
+        "--param",
+        "end=2019-01-22",
+        "--format",
+        "json",
+    )
+    assert js.returncode == 0, js.stderr
+    rows = json.loads(js.stdout)
+    assert rows[0]["requests"] == 1000 and rows[0]["source"] == "mirror"
+
+
+def test_sql_parameters_are_bound_not_pasted(env: dict[str, str]) -> None:
+    run(env, "ingest", str(CORPORA / "lnav_test_logs/logfile_shop_access_log.0"))
+    evil = "2019-01-22' OR 1=1 --"
+    out = run(
+        env,
+        "sql",
+        "SELECT count(*) AS n FROM requests WHERE CAST(date AS VARCHAR) = $d",
+        "--param",
+        f"d={evil}",
+        "--format",
+        "csv",
+    )
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.splitlines() == ["n", "0"]
+    ok = run(
+        env,
+        "sql",
+        "SELECT count(*) AS n FROM requests WHERE CAST(date AS VARCHAR) = $d",
+        "--param",
+        "d=2019-01-22",
+        "--format",
+        "csv",
+    )
+    assert ok.stdout.splitlines() == ["n", "1000"]
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["ingest", "/no/such/file.log"], "no such file or directory"),
+        (["ingest", "--format", "weird", "x"], "unknown format 'weird'"),
+        (["sql", "SELEC nonsense"], "SQL error"),
+        (["sql", "SELECT 1", "--param", "novalue"], "use K=V"),
+    ],
+)
+def test_bad_input_is_one_line_and_nonzero(
+    env: dict[str, str], args: list[str], message: str
+) -> None:
+    out = run(env, *args)
+    assert out.returncode != 0
+    assert message in out.stderr
+    assert "Traceback" not in out.stderr
+
+
+def test_a_bad_setting_names_the_setting(env: dict[str, str], tmp_path: Path) -> None:
+    env["DLCDN_GEOIP_COUNTRY"] = str(tmp_path / "missing.mmdb")
+    out = run(env, "geoip")
+    assert out.returncode == 2
+    assert "DLCDN_GEOIP_COUNTRY" in out.stderr and "Traceback" not in out.stderr
+    env.pop("DLCDN_GEOIP_COUNTRY")
+    env["DLCDN_IP_KEY"] = "short"
+    out = run(env, "ingest", str(CORPORA / "lnav_test_logs/logfile_access_log.0"))
+    assert out.returncode == 2 and "DLCDN_IP_KEY" in out.stderr
+
+
+def test_a_file_of_unknown_format_is_named(env: dict[str, str], tmp_path: Path) -> None:
+    junk = tmp_path / "readme.txt"
+    junk.write_text("not a log\n")
+    good = CORPORA / "lnav_test_logs/logfile_access_log.0"
+    out = run(env, "ingest", str(junk), str(good))
+    assert out.returncode == 1
+    assert "readme.txt: unknown log format" in out.stderr
+    assert "logfile_access_log.0: combined" in out.stdout  # the other file still went in
+
+
+def test_geoip_lists_the_embedded_default(env: dict[str, str]) -> None:
+    out = run(env, "geoip", "81.2.69.142")
+    assert out.returncode == 0, out.stderr
+    assert "DBIP-City-Lite" in out.stdout and "IP Geolocation by DB-IP" in out.stdout
+    assert "| 81.2.69.142 | GB" in out.stdout
