@@ -23,7 +23,7 @@ import pyarrow as pa
 GZIP_MAGIC = b"\x1f\x8b"
 ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
 
-BLOCK_BYTES = 32 << 20
+BLOCK_BYTES = 16 << 20
 # nginx's default large_client_header_buffers caps a request line at 8 KiB; real log lines with long
 # user agents and referers reach tens of KiB. Past this a line is garbage or an attack, and keeping it
 # whole would make memory depend on the input.
