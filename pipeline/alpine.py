@@ -25,8 +25,9 @@ TREE_PATTERN = (
 # <name>-<version>-r<N>.apk, split at the last `-<digit>...-r<N>` (names may contain `-<digit>`).
 PACKAGE_PATTERN = r"^(.+)-(\d[^-/]*-r\d+)\.apk$"
 # alpine-<flavor>-<version>-<arch>.<ext>: alpine-minirootfs-3.20.3-x86_64.tar.gz,
-# alpine-standard-3.21.0_rc1-aarch64.iso, alpine-rpi-3.20.3-armv7.img.gz
-RELEASE_PATTERN = rf"^alpine-([a-z0-9]+(?:-[a-z]+)*)-(\d+\.\d+\.\d+(?:_rc\d+)?)-({_ARCH})\."
+# alpine-standard-3.21.0_rc1-aarch64.iso, alpine-rpi-3.20.3-armv7.img.gz, and edge snapshots
+# named by date: alpine-minirootfs-20261101-x86_64.tar.gz
+RELEASE_PATTERN = rf"^alpine-([a-z0-9]+(?:-[a-z]+)*)-(\d+\.\d+\.\d+(?:_rc\d+)?|\d{{8}})-({_ARCH})\."
 # releases/cloud/nocloud_alpine-3.20.3-x86_64-bios-cloudinit-r0.qcow2
 CLOUD_PATTERN = rf"^([a-z0-9]+)_alpine-(\d+\.\d+\.\d+)-({_ARCH})-"
 NETBOOT_PATTERN = r"/netboot-(\d+\.\d+\.\d+(?:_rc\d+)?)/"

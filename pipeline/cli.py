@@ -170,9 +170,7 @@ def ingest(
                         geo=geo,
                         ip_key=key,
                         force=force,
-                        progress=lambda lines, nbytes, t=task, name=f.name[:32]: bar.update(
-                            t, description=f"{name} {lines:,} lines", completed=nbytes
-                        ),
+                        progress=_task_progress(bar, task, f.name[:32]),
                     )
                 except InputError as e:
                     bar.remove_task(task)
@@ -187,6 +185,13 @@ def ingest(
     if failed:
         click.echo(f"dlcdn: {failed} of {len(files)} file(s) could not be ingested", err=True)
         sys.exit(1)
+
+
+def _task_progress(bar, task, name: str):  # type: ignore[no-untyped-def]
+    def update(lines: int, nbytes: int) -> None:
+        bar.update(task, description=f"{name} {lines:,} lines", completed=nbytes)
+
+    return update
 
 
 def _print_report(r, as_json: bool, size: int) -> None:  # type: ignore[no-untyped-def]

@@ -404,6 +404,7 @@ class FastlyFormat(LogFormat):
             "cache_state": _str_or_null(pick("cache_state")),
             "elapsed_ms": elapsed.cast(pl.String),
         }
+        reason: pl.Expr
         if "__bad" in framed.columns:
             reason = (
                 pl.when(pl.col("__bad"))

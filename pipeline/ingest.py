@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import cast
 
 import polars as pl
 
@@ -143,7 +144,7 @@ def ingest_file(
     staged = new_staging(wh, file_id)
     req_schema = REQUESTS
     if settings.keep_raw_ip:
-        req_schema = pl.Schema({**REQUESTS, RAW_IP_COLUMN[0]: RAW_IP_COLUMN[1]})
+        req_schema = pl.Schema([*REQUESTS.items(), RAW_IP_COLUMN])
     requests = PartitionWriter(staged, "requests", req_schema)
     rejects = PartitionWriter(staged, "rejects", REJECTS)
     report = FileReport(
@@ -159,9 +160,10 @@ def ingest_file(
         report.rows_parsed += parsed.requests.height
         report.rows_rejected += parsed.rejects.height
         if parsed.requests.height:
-            lo, hi = parsed.requests["ts"].min(), parsed.requests["ts"].max()
-            report.first_ts = lo if report.first_ts is None else min(report.first_ts, lo)  # type: ignore[type-var]
-            report.last_ts = hi if report.last_ts is None else max(report.last_ts, hi)  # type: ignore[type-var]
+            lo = cast(dt.datetime, parsed.requests["ts"].min())
+            hi = cast(dt.datetime, parsed.requests["ts"].max())
+            report.first_ts = lo if report.first_ts is None else min(report.first_ts, lo)
+            report.last_ts = hi if report.last_ts is None else max(report.last_ts, hi)
         for reason, count in parsed.rejects.group_by("reason").len().iter_rows():
             reasons[reason] = reasons.get(reason, 0) + count
         requests.write(parsed.requests)

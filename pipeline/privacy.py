@@ -32,9 +32,9 @@ def key_file() -> Path:
     return Path(base) / "dlcdn" / "ip_key"
 
 
-def load_ip_key(env: Mapping[str, str] = os.environ, announce: bool = True) -> bytes:
+def load_ip_key(env: Mapping[str, str] | None = None, announce: bool = True) -> bytes:
     """The hash key: `DLCDN_IP_KEY`, else a key generated once into the user's config dir."""
-    value = env.get(KEY_ENV)
+    value = (os.environ if env is None else env).get(KEY_ENV)
     if value is not None:
         if len(value) < MIN_KEY_CHARS:
             raise SettingError(f"{KEY_ENV} is too short: use at least {MIN_KEY_CHARS} characters")

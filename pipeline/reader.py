@@ -85,35 +85,41 @@ def decompressed_blocks(
         from isal import isal_zlib  # ISA-L: several times faster than zlib, same format
 
         dobj = isal_zlib.decompressobj(31)
+        fed = False  # whether the current member's decompressor has seen any bytes
         while True:
             compressed = f.read(1 << 20)
             state.bytes_read += len(compressed)
-            if not compressed:
-                if not dobj.eof:
-                    state.truncated = f"gzip stream ends early, after {state.bytes_read:,} bytes"
-                return
-            while compressed:
+            data = compressed
+            while True:
+                fed = fed or bool(data)
                 try:
-                    # max_length caps what one step expands to (a bomb stays in bounded memory)
-                    out = dobj.decompress(compressed, block_bytes)
-                except (zlib.error, isal_zlib.error) as e:
+                    # max_length caps what one step expands to, so a bomb stays in bounded memory;
+                    # a step that filled it is repeated (with no new input) to drain zlib's state.
+                    out = dobj.decompress(data, block_bytes)
+                except (zlib.error, isal_zlib.error) as e:  # type: ignore[misc]  # untyped extension
                     state.truncated = (
                         f"gzip stream is corrupt after {state.bytes_read:,} bytes ({e})"
                     )
                     return
                 if out:
                     yield out
-                if dobj.unconsumed_tail:
-                    compressed = dobj.unconsumed_tail
+                if dobj.eof:
+                    data = dobj.unused_data  # the next gzip member, or trailing garbage
+                    dobj = isal_zlib.decompressobj(31)
+                    fed = False
+                    if not data:
+                        break
+                    if not data.startswith(GZIP_MAGIC[: len(data)]):
+                        state.truncated = "garbage after the gzip stream"
+                        return
                     continue
-                if not dobj.eof:
+                data = dobj.unconsumed_tail
+                if not data and len(out) < block_bytes:
                     break
-                # the next gzip member, or trailing garbage
-                compressed = dobj.unused_data
-                dobj = isal_zlib.decompressobj(31)
-                if compressed and not compressed.startswith(GZIP_MAGIC):
-                    state.truncated = "garbage after the gzip stream"
-                    return
+            if not compressed:
+                if fed and not dobj.eof:
+                    state.truncated = f"gzip stream ends early, after {state.bytes_read:,} bytes"
+                return
 
 
 def _zstd_blocks(f: BinaryIO, state: ReadState, block_bytes: int) -> Iterator[bytes]:

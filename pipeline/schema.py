@@ -11,7 +11,7 @@ import polars as pl
 UTC_TS = pl.Datetime("us", "UTC")
 
 REQUESTS = pl.Schema(
-    {
+    {  # type: ignore[arg-type]  # dtype classes and instances mixed
         "ts": UTC_TS,
         "date": pl.Date,
         "source": pl.String,
@@ -64,7 +64,7 @@ REJECTS = pl.Schema(
 )
 
 INGESTED_FILES = pl.Schema(
-    {
+    {  # type: ignore[arg-type]  # dtype classes and instances mixed
         "file_id": pl.String,
         "name": pl.String,
         "format": pl.String,

@@ -116,9 +116,10 @@ def load(env: Mapping[str, str] | None = None) -> Settings:
     tls = str(get("DLCDN_SMTP_TLS") or "starttls").lower()
     if tls not in ("none", "starttls", "ssl"):
         raise SettingError(f"DLCDN_SMTP_TLS={tls!r}: use none, starttls or ssl")
-    to = get("DLCDN_REPORT_TO") or ()
-    if isinstance(to, str):
-        to = tuple(a.strip() for a in to.split(",") if a.strip())
+    to_value = get("DLCDN_REPORT_TO") or ()
+    if isinstance(to_value, str):
+        to_value = to_value.split(",")
+    to = tuple(str(a).strip() for a in to_value if str(a).strip())  # type: ignore[attr-defined]
     port = get("DLCDN_SMTP_PORT")
     return Settings(
         warehouse=path_or_none("DLCDN_WAREHOUSE") or Path("warehouse"),
@@ -134,7 +135,7 @@ def load(env: Mapping[str, str] | None = None) -> Settings:
         smtp_user=str(get("DLCDN_SMTP_USER")) if get("DLCDN_SMTP_USER") else None,
         smtp_tls=tls,
         report_from=str(get("DLCDN_REPORT_FROM")) if get("DLCDN_REPORT_FROM") else None,
-        report_to=tuple(str(a) for a in to),  # type: ignore[union-attr]
+        report_to=to,
         fastly_keys=values.get("fastly_keys", {}),  # type: ignore[arg-type]
         env=env,
     )

@@ -11,10 +11,10 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
+from independent import goaccess_summary
 from mmdb_writer import MMDBWriter
 from netaddr import IPSet
 
-from independent import goaccess_summary
 from pipeline.geoip import GeoIP
 from pipeline.ingest import ingest_file
 from pipeline.settings import Settings

@@ -124,6 +124,26 @@ def test_truncated_gzip_keeps_every_line_before_the_break(tmp_path: Path, wh: Wa
     assert got == [(i + 1, i) for i in range(len(got))]
 
 
+def test_complete_gzip_multi_member_and_zstd_read_without_warnings(
+    tmp_path: Path, wh: Warehouse
+) -> None:
+    import zstandard
+
+    data = b"".join(line(i) for i in range(3000))
+    f = tmp_path / "two-members.gz"
+    f.write_bytes(gzip.compress(data[:100_000]) + gzip.compress(data[100_000:]))
+    r = ingest(f, wh)
+    assert (r.note, r.rows_parsed) == (None, 3000)
+    z = tmp_path / "a.zst"
+    z.write_bytes(zstandard.ZstdCompressor().compress(data + line(5000)))
+    r = ingest(z, wh)
+    assert (r.note, r.rows_parsed) == (None, 3001)
+    cut = tmp_path / "cut.zst"
+    cut.write_bytes(z.read_bytes()[:-200])
+    r = ingest(cut, wh)
+    assert r.note and "ends early" in r.note and r.balanced
+
+
 def test_empty_file_and_unknown_format(tmp_path: Path, wh: Warehouse) -> None:
     empty = tmp_path / "empty.log"
     empty.write_bytes(b"")

@@ -168,6 +168,17 @@ CASES = [
             client_kind="go-http",
         ),
     ),
+    # edge releases are snapshots named by date
+    (
+        b'198.51.100.1 - - [20/Nov/2026:10:00:00 +0000] "GET /alpine/edge/releases/x86_64/alpine-minirootfs-20261101-x86_64.tar.gz HTTP/1.1" 200 9 "-" "curl/8.5.0"',
+        COMBINED,
+        dict(
+            file_kind="release",
+            release_version="20261101",
+            release_flavor="minirootfs",
+            branch="edge",
+        ),
+    ),
     # top-level files
     (
         b'198.51.100.1 - - [20/Nov/2026:10:00:00 +0000] "GET /alpine/MIRRORS.txt HTTP/1.1" 200 9 "-" "buildkit/v0.12"',
