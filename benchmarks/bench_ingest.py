@@ -187,7 +187,7 @@ def main() -> None:
             results[name] = (statistics.median(walls), max(rsss), out)
             print(f"  {name}: {statistics.median(walls):.2f} s", flush=True)
 
-    n = args.lines
+    n = int(results["dlcdn ingest"][2].split()[0])  # lines in the file (days vary in volume)
     print()
     print(
         f"file: {src.name}, {n:,} lines, {size / 1e6:,.0f} MB on disk, {os.cpu_count()} cores, "

@@ -54,7 +54,7 @@ def run_demo(
     for name in ("daily_traffic", "traffic_by_country", "traffic_by_arch"):
         frame = queries.run(wh_root, queries.sql_file(name), params)
         echo(f"\n-- sql/{name}.sql")
-        echo(str(frame.head(12)))
+        echo(queries.format_frame(frame.head(12)))
     echo(f"\nwarehouse: {wh_root.resolve()} (open it with: duckdb {wh.db_path.resolve()})")
     echo(
         f'try:       DLCDN_WAREHOUSE={wh_root} dlcdn sql "SELECT file_kind, count(*) FROM requests GROUP BY ALL"'

@@ -10,29 +10,25 @@ from __future__ import annotations
 import datetime as dt
 import ipaddress
 import re
+import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import polars as pl
 
 from pipeline import alpine, privacy
 from pipeline.formats import CLF_TIME, LogFormat
+from pipeline.geoip import GEO_COLUMNS
 from pipeline.reader import MAX_RAW_CHARS, Batch
 from pipeline.schema import RAW_IP_COLUMN, REQUESTS
 
+# One row per distinct client: what `_new_clients` computes (the file's client FactCache rows).
 CLIENT_SCHEMA = pl.Schema(
-    {
-        "client": pl.String,
-        "client_id": pl.Int64,
-        "client_net": pl.String,
-        "country": pl.String,
-        "continent": pl.String,
-        "subregion": pl.String,
-        "latitude": pl.Float64,
-        "longitude": pl.Float64,
-        "asn": pl.Int64,
-        "as_org": pl.String,
-        "client_ip": pl.String,
-    }
+    [
+        ("client", pl.String),
+        *((c, REQUESTS[c]) for c in ("client_id", "client_net", *GEO_COLUMNS)),
+        RAW_IP_COLUMN,
+    ]
 )
 
 
@@ -41,6 +37,39 @@ class Geolocator:
 
     def lookup(self, ips: list[str]) -> pl.DataFrame:  # pragma: no cover - protocol
         raise NotImplementedError
+
+
+class FactCache:
+    """Rows of facts keyed by one column, filled on demand; safe to share between threads."""
+
+    def __init__(self, key: str) -> None:
+        self.key = key
+        self.frame: pl.DataFrame | None = None
+        self.lock = threading.Lock()
+
+    def lookup(
+        self, values: pl.Series, compute: Callable[[pl.Series], pl.DataFrame]
+    ) -> pl.DataFrame:
+        """The fact rows of every distinct non-null value (and of earlier ones)."""
+        distinct = values.drop_nulls().unique().rename(self.key)
+        with self.lock:
+            known = self.frame
+        new = (
+            distinct
+            if known is None
+            else distinct.filter(~distinct.is_in(known[self.key].implode()))
+        )
+        if new.is_empty() and known is not None:
+            return known
+        rows = compute(new)
+        with self.lock:
+            if self.frame is None:
+                self.frame = rows
+            else:
+                self.frame = pl.concat([self.frame, rows]).unique(
+                    self.key, keep="first", maintain_order=True
+                )
+            return self.frame
 
 
 @dataclass
@@ -53,8 +82,11 @@ class Context:
     ip_key: bytes
     geo: Geolocator | None = None
     keep_raw_ip: bool = False
-    # client text -> enriched row, shared by the batches of a file (clients repeat all day)
-    clients: dict[str, tuple] = field(default_factory=dict)
+    # Facts of the distinct clients, paths and user agents seen so far in the file: they repeat
+    # all day, so each is computed once per file, in whichever batch first has it.
+    clients: FactCache = field(default_factory=lambda: FactCache("client"))
+    paths: FactCache = field(default_factory=lambda: FactCache("path"))
+    agents: FactCache = field(default_factory=lambda: FactCache("user_agent"))
 
 
 @dataclass
@@ -154,9 +186,11 @@ def _typed(lf: pl.LazyFrame, time_format: str) -> pl.LazyFrame:
 
 def _enrich(good: pl.DataFrame, ctx: Context) -> pl.DataFrame:
     """Adds path facts, client kind, client identity and place; returns REQUESTS columns."""
-    paths = good.select(pl.col("path").unique()).drop_nulls().with_columns(alpine.path_facts())
-    uas = good.select(pl.col("user_agent").unique()).drop_nulls().with_columns(alpine.client_kind())
-    clients = _client_frame(good["client"], ctx)
+    paths = ctx.paths.lookup(good["path"], lambda s: s.to_frame().with_columns(alpine.path_facts()))
+    uas = ctx.agents.lookup(
+        good["user_agent"], lambda s: s.to_frame().with_columns(alpine.client_kind())
+    )
+    clients = ctx.clients.lookup(good["client"], lambda s: _new_clients(s, ctx))
     out = (
         good.with_columns(pl.col("ts").dt.date().alias("date"))
         .join(paths, on="path", how="left", maintain_order="left")
@@ -185,28 +219,48 @@ def _enrich(good: pl.DataFrame, ctx: Context) -> pl.DataFrame:
     return out.select(columns)
 
 
-def _client_frame(client: pl.Series, ctx: Context) -> pl.DataFrame:
-    """One row per distinct client text: hashed id, network, place (and raw IP if opted in)."""
-    distinct = client.unique().to_list()
-    new = [c for c in distinct if c is not None and c not in ctx.clients]
-    if new:
-        normal = [privacy.normalise_ip(c) for c in new]
-        ips = sorted({ip for ip in normal if ip is not None})
-        places: dict[str, tuple] = {}
-        if ctx.geo is not None and ips:
-            geo = ctx.geo.lookup(ips)
-            places = {row[0]: row[1:] for row in geo.iter_rows()}
-        # A client that is not an address (a hostname in Apache logs) is still one client.
-        ids = privacy.client_ids(
-            (ip or c.lower() for c, ip in zip(new, normal, strict=True)), ctx.ip_key
+# Dotted-quad IPv4 (the vast majority): checked and canonicalised in polars; anything with a colon
+# goes through `ipaddress`; the rest (hostnames) is not an address.
+_V4 = r"^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$"
+
+
+def _new_clients(clients: pl.Series, ctx: Context) -> pl.DataFrame:
+    octets = clients.str.extract_groups(_V4).struct.unnest().select(pl.all().cast(pl.Int32))
+    v4_ok = octets.select(pl.all_horizontal(pl.all().is_not_null() & (pl.all() <= 255))).to_series()
+    v4 = octets.select(pl.concat_str(pl.all().cast(pl.String), separator=".")).to_series()
+    ip = v4.zip_with(v4_ok, pl.Series([None] * len(clients), dtype=pl.String))
+    others = clients.filter(~v4_ok & clients.str.contains(":", literal=True))
+    if len(others):
+        mapping = {c: privacy.normalise_ip(c) for c in others.to_list()}
+        ip = ip.zip_with(
+            ip.is_not_null(), clients.replace_strict(mapping, default=None, return_dtype=pl.String)
         )
-        empty_place = (None,) * 7
-        for c, ip, cid in zip(new, normal, ids, strict=True):
-            place = places.get(ip, empty_place) if ip else empty_place
-            net = privacy.network_of(ip) if ip else None
-            ctx.clients[c] = (cid, net, *place, ip if ctx.keep_raw_ip else None)
-    rows = [(c, *ctx.clients[c]) for c in distinct if c is not None]
-    return pl.DataFrame(rows, schema=CLIENT_SCHEMA, orient="row")
+    ips = ip.to_list()
+    # A client that is not an address (a hostname in Apache logs) is still one client.
+    hashed = privacy.client_ids(
+        (a if a is not None else c.lower() for c, a in zip(clients.to_list(), ips, strict=True)),
+        ctx.ip_key,
+    )
+    out = pl.DataFrame(
+        {"client": clients, "client_ip": ip, "client_id": pl.Series(hashed, dtype=pl.Int64)}
+    )
+    out = out.with_columns(
+        pl.when(pl.col("client_ip").str.contains(":", literal=True))
+        .then(pl.col("client_ip").map_elements(privacy.network_of, return_dtype=pl.String))
+        .otherwise(pl.col("client_ip").str.replace(r"\.\d+$", ".0/24"))
+        .alias("client_net")
+    )
+    distinct_ips = out["client_ip"].drop_nulls().unique().to_list()
+    if ctx.geo is not None and distinct_ips:
+        geo = ctx.geo.lookup(distinct_ips).rename({"client": "client_ip"})
+        out = out.join(geo, on="client_ip", how="left", maintain_order="left")
+    else:
+        out = out.with_columns(
+            pl.lit(None, t).alias(c) for c, t in CLIENT_SCHEMA.items() if c in GEO_COLUMNS
+        )
+    if not ctx.keep_raw_ip:
+        out = out.with_columns(pl.lit(None, pl.String).alias("client_ip"))
+    return out.select([pl.col(c).cast(t) for c, t in CLIENT_SCHEMA.items()])
 
 
 _IPV4_RE = re.compile(r"(?<![\d.])(\d{1,3}\.\d{1,3}\.\d{1,3})\.\d{1,3}(?![\d.])")

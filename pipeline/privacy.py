@@ -9,10 +9,10 @@ Geolocation happens before hashing, on the address itself.
 from __future__ import annotations
 
 import hashlib
-import ipaddress
 import os
 import re
 import secrets
+import socket
 import sys
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -66,8 +66,14 @@ def _derive(secret: str) -> bytes:
     return hashlib.blake2b(secret.encode(), digest_size=32, person=b"dlcdn-ip-key").digest()
 
 
+_V4_MAPPED = b"\x00" * 10 + b"\xff\xff"
+
+
 def normalise_ip(client: str) -> str | None:
-    """The canonical text of an IP address (IPv4-mapped IPv6 as IPv4), or None if not an address."""
+    """The canonical text of an IP address (IPv4-mapped IPv6 as IPv4), or None if not an address.
+
+    Leading zeros in IPv4 are read as decimal (never octal), as nginx and Apache write them.
+    """
     m = _IPV4.match(client)
     if m:
         if all(int(o) <= 255 for o in m.groups()):
@@ -76,19 +82,20 @@ def normalise_ip(client: str) -> str | None:
     if ":" not in client:
         return None
     try:
-        addr = ipaddress.ip_address(client.strip("[]").split("%", 1)[0])
-    except ValueError:
+        packed = socket.inet_pton(socket.AF_INET6, client.strip("[]").split("%", 1)[0])
+    except OSError:
         return None
-    if isinstance(addr, ipaddress.IPv6Address) and addr.ipv4_mapped is not None:
-        return str(addr.ipv4_mapped)
-    return str(addr)
+    if packed[:12] == _V4_MAPPED:
+        return socket.inet_ntop(socket.AF_INET, packed[12:])
+    return socket.inet_ntop(socket.AF_INET6, packed)
 
 
 def network_of(ip: str) -> str:
     """The /24 (IPv4) or /48 (IPv6) prefix of a normalised address, as text."""
     if ":" not in ip:
         return ip.rsplit(".", 1)[0] + ".0/24"
-    return str(ipaddress.IPv6Network(f"{ip}/48", strict=False))
+    packed = socket.inet_pton(socket.AF_INET6, ip)
+    return socket.inet_ntop(socket.AF_INET6, packed[:6] + b"\x00" * 10) + "/48"
 
 
 def client_ids(values: Iterable[str], key: bytes) -> list[int]:

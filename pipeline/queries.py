@@ -33,18 +33,23 @@ def run(warehouse: Path, text: str, params: Mapping[str, object] | None = None) 
         con.close()
 
 
+def format_frame(frame: pl.DataFrame) -> str:
+    """A frame as a plain markdown table, every row shown (readable in a terminal or a mail)."""
+    with pl.Config(
+        tbl_rows=-1,
+        tbl_cols=-1,
+        fmt_str_lengths=80,
+        tbl_hide_dataframe_shape=True,
+        tbl_hide_column_data_types=True,
+        tbl_formatting="ASCII_MARKDOWN",
+    ):
+        return str(frame)
+
+
 def print_frame(frame: pl.DataFrame, fmt: str = "table") -> None:
     if fmt == "csv":
         sys.stdout.write(frame.write_csv())
     elif fmt == "json":
         sys.stdout.write(frame.write_json() + "\n")
     else:
-        with pl.Config(
-            tbl_rows=1000,
-            tbl_cols=100,
-            fmt_str_lengths=80,
-            tbl_hide_dataframe_shape=False,
-            tbl_formatting="ASCII_MARKDOWN",
-            thousands_separator=False,
-        ):
-            print(frame)
+        print(format_frame(frame))

@@ -23,7 +23,7 @@ import pyarrow as pa
 GZIP_MAGIC = b"\x1f\x8b"
 ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
 
-BLOCK_BYTES = 16 << 20
+BLOCK_BYTES = 8 << 20
 # nginx's default large_client_header_buffers caps a request line at 8 KiB; real log lines with long
 # user agents and referers reach tens of KiB. Past this a line is garbage or an attack, and keeping it
 # whole would make memory depend on the input.
@@ -214,49 +214,48 @@ def file_fingerprint(path: Path, prefix_sizes: tuple[int, ...] = ()) -> tuple[st
     return h.hexdigest(), prefixes
 
 
-def _decode_lossy(chunk: bytes, offsets: np.ndarray) -> tuple[bytes, np.ndarray, list[int]]:
+def _decode_lossy(
+    chunk: bytes, arr: np.ndarray, offsets: np.ndarray
+) -> tuple[bytes, np.ndarray, list[int]]:
     """Makes `chunk` valid UTF-8, returning the new bytes, offsets and the indexes of bad lines.
 
-    Only called when the chunk as a whole does not decode; walks from error to error, so the cost
-    is per bad line, not per line.
+    Only lines holding a byte >= 0x80 are decoded one by one (in a log, few are), so the cost is
+    per non-ASCII line, not per line.
     """
+    high = np.flatnonzero(arr >= 0x80)
+    lines = np.unique(np.searchsorted(offsets, high, side="right") - 1)
     bad: list[int] = []
-    pos = 0
     parts: list[bytes] = []
-    while pos < len(chunk):
+    pos = 0
+    for line in lines.tolist():
+        start, end = int(offsets[line]), int(offsets[line + 1])
         try:
-            chunk[pos:].decode("utf-8")
-            parts.append(chunk[pos:])
-            break
-        except UnicodeDecodeError as e:
-            err = pos + e.start
-            line = int(np.searchsorted(offsets, err, side="right")) - 1
-            start, end = int(offsets[line]), int(offsets[line + 1])
+            chunk[start:end].decode("utf-8")
+        except UnicodeDecodeError:
             parts.append(chunk[pos:start])
             parts.append(chunk[start:end].decode("utf-8", errors="replace").encode("utf-8"))
             bad.append(line)
             pos = end
+    if not bad:
+        return chunk, offsets, bad
+    parts.append(chunk[pos:])
     fixed = b"".join(parts)
-    if len(fixed) == len(chunk):
-        return fixed, offsets, bad
-    arr = np.frombuffer(fixed, dtype=np.uint8)
     new_offsets = np.empty(len(offsets), dtype=np.int64)
     new_offsets[0] = 0
-    new_offsets[1:] = np.flatnonzero(arr == 10) + 1
+    new_offsets[1:] = np.flatnonzero(np.frombuffer(fixed, dtype=np.uint8) == 10) + 1
     return fixed, new_offsets, bad
 
 
 def batch_from_bytes(chunk: bytes, first_line_no: int = 1) -> Batch:
     """Splits whole, newline-terminated lines into a Batch (lines keep their CR/LF here)."""
     arr = np.frombuffer(chunk, dtype=np.uint8)
-    offsets = np.empty(int(np.count_nonzero(arr == 10)) + 1, dtype=np.int64)
+    newlines = np.flatnonzero(arr == 10)
+    offsets = np.empty(len(newlines) + 1, dtype=np.int64)
     offsets[0] = 0
-    offsets[1:] = np.flatnonzero(arr == 10) + 1
+    offsets[1:] = newlines + 1
     bad_idx: list[int] = []
-    try:
-        chunk.decode("utf-8")
-    except UnicodeDecodeError:
-        chunk, offsets, bad_idx = _decode_lossy(chunk, offsets)
+    if arr.size and int(arr.max()) >= 0x80:
+        chunk, offsets, bad_idx = _decode_lossy(chunk, arr, offsets)
     n = len(offsets) - 1
     lines = pa.LargeStringArray.from_buffers(n, pa.py_buffer(offsets), pa.py_buffer(chunk))
     bad = dict.fromkeys(bad_idx, "invalid_utf8")

@@ -147,6 +147,7 @@ class Warehouse:
         Paths are absolute so the database opens from any directory; a moved warehouse is
         fixed by any dlcdn command that writes (or `dlcdn sql`, which refreshes first).
         """
+        self.write_calendar()
         con = self.connect()
         try:
             for stmt in self.view_statements():
@@ -181,7 +182,29 @@ class Warehouse:
             else:
                 body = _empty_select(schema)
             stmts.append(f"CREATE OR REPLACE VIEW {table} AS {body}")
+        # The Alpine branch calendar (package data), and whether a branch was supported on a day.
+        stmts.append(
+            f"CREATE OR REPLACE VIEW branches AS SELECT * FROM read_parquet('{root}/branches.parquet')"
+        )
+        stmts.append(
+            "CREATE OR REPLACE MACRO branch_status(b, d) AS CASE "
+            "WHEN b IS NULL THEN NULL WHEN b = 'edge' THEN 'supported' "
+            "WHEN NOT EXISTS (SELECT 1 FROM branches WHERE branch = b) THEN 'unknown' "
+            "WHEN EXISTS (SELECT 1 FROM branches WHERE branch = b AND released <= d "
+            "AND (eol IS NULL OR d < eol)) THEN 'supported' ELSE 'end-of-life' END"
+        )
         return stmts
+
+    def write_calendar(self) -> None:
+        """Copies the shipped branch calendar into the warehouse for the `branches` view."""
+        from pipeline.alpine import branch_calendar
+
+        self.ensure()
+        dest = self.root / "branches.parquet"
+        cal = branch_calendar().select("branch", "released", "eol")
+        if dest.exists() and pl.read_parquet(dest).equals(cal):
+            return
+        _atomic_write_parquet(cal, dest)
 
 
 def _empty_select(schema: pl.Schema) -> str:

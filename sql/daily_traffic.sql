@@ -4,7 +4,7 @@ SELECT
     date,
     source,
     count(*) AS requests,
-    sum(bytes) AS bytes,
+    CAST(sum(bytes) AS BIGINT) AS bytes,
     approx_count_distinct(client_id) AS clients,
     count(*) FILTER (WHERE status >= 400) AS errors
 FROM requests

@@ -3,7 +3,7 @@
 SELECT
     arch,
     count(*) AS requests,
-    sum(bytes) AS bytes,
+    CAST(sum(bytes) AS BIGINT) AS bytes,
     round(100.0 * count(*) / sum(count(*)) OVER (), 2) AS request_share_pct
 FROM requests
 WHERE date BETWEEN CAST($start AS DATE) AND CAST($end AS DATE)

@@ -4,7 +4,7 @@ SELECT
     continent,
     country,
     count(*) AS requests,
-    sum(bytes) AS bytes,
+    CAST(sum(bytes) AS BIGINT) AS bytes,
     approx_count_distinct(client_id) AS clients
 FROM requests
 WHERE date BETWEEN CAST($start AS DATE) AND CAST($end AS DATE)

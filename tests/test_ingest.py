@@ -214,3 +214,28 @@ def test_parquet_files_follow_the_schema(tmp_path: Path, wh: Warehouse) -> None:
     ingest(f, wh)
     (part,) = list((wh.root / "requests").rglob("*.parquet"))
     assert pl.read_parquet(part, hive_partitioning=False).schema == REQUESTS
+
+
+def test_branch_status_macro(tmp_path: Path, wh: Warehouse) -> None:
+    # supported vs end-of-life at the request date; latest-stable resolved first
+    f = tmp_path / "a.log"
+    f.write_bytes(
+        b'198.51.100.1 - - [20/Nov/2026:10:00:00 +0000] "GET /alpine/v3.15/main/x86/APKINDEX.tar.gz HTTP/1.1" 304 0 "-" "libfetch/2.0"\n'
+        b'198.51.100.1 - - [20/Nov/2026:10:00:00 +0000] "GET /alpine/v3.22/main/x86/APKINDEX.tar.gz HTTP/1.1" 304 0 "-" "libfetch/2.0"\n'
+        b'198.51.100.1 - - [20/Nov/2026:10:00:00 +0000] "GET /alpine/latest-stable/main/x86/APKINDEX.tar.gz HTTP/1.1" 304 0 "-" "libfetch/2.0"\n'
+        b'198.51.100.1 - - [20/Nov/2026:10:00:00 +0000] "GET /alpine/edge/main/x86/APKINDEX.tar.gz HTTP/1.1" 304 0 "-" "libfetch/2.0"\n'
+        b'198.51.100.1 - - [20/Nov/2026:10:00:00 +0000] "GET /alpine/v9.9/main/x86/APKINDEX.tar.gz HTTP/1.1" 304 0 "-" "libfetch/2.0"\n'
+    )
+    ingest(f, wh)
+    con = wh.connect(read_only=True)
+    rows = con.sql(
+        "SELECT branch, branch_resolved, branch_status(branch_resolved, date) FROM requests ORDER BY line_no"
+    ).fetchall()
+    con.close()
+    assert rows == [
+        ("v3.15", "v3.15", "end-of-life"),
+        ("v3.22", "v3.22", "supported"),
+        ("latest-stable", "v3.24", "supported"),
+        ("edge", "edge", "supported"),
+        ("v9.9", "v9.9", "unknown"),
+    ]
