@@ -40,36 +40,41 @@ class Geolocator:
 
 
 class FactCache:
-    """Rows of facts keyed by one column, filled on demand; safe to share between threads."""
+    """Fact rows keyed by one column, computed once per key, shared by the batches of a file.
+
+    Lookups cost per batch, not per file: membership is a set, the rows are kept as chunks and
+    joined (zero-copy concat, then a semi-join) against the batch's distinct keys only.
+    """
 
     def __init__(self, key: str) -> None:
         self.key = key
-        self.frame: pl.DataFrame | None = None
+        self.chunks: list[pl.DataFrame] = []
+        self.seen: set[str] = set()
         self.lock = threading.Lock()
 
     def lookup(
         self, values: pl.Series, compute: Callable[[pl.Series], pl.DataFrame]
     ) -> pl.DataFrame:
-        """The fact rows of every distinct non-null value (and of earlier ones)."""
+        """The fact rows of every distinct non-null value of `values`."""
         distinct = values.drop_nulls().unique().rename(self.key)
         with self.lock:
-            known = self.frame
-        new = (
-            distinct
-            if known is None
-            else distinct.filter(~distinct.is_in(known[self.key].implode()))
-        )
-        if new.is_empty() and known is not None:
-            return known
-        rows = compute(new)
+            new = [v for v in distinct.to_list() if v not in self.seen]
+        if new:
+            rows = compute(pl.Series(self.key, new, dtype=pl.String))
+            with self.lock:
+                fresh = [v for v in new if v not in self.seen]  # another thread may have won
+                self.seen.update(fresh)
+                if len(fresh) < len(new):
+                    rows = rows.filter(pl.col(self.key).is_in(fresh))
+                self.chunks.append(rows)
+                if len(self.chunks) > 64:
+                    self.chunks = [pl.concat(self.chunks)]
         with self.lock:
-            if self.frame is None:
-                self.frame = rows
-            else:
-                self.frame = pl.concat([self.frame, rows]).unique(
-                    self.key, keep="first", maintain_order=True
-                )
-            return self.frame
+            chunks = list(self.chunks)
+        if not chunks:
+            return compute(pl.Series(self.key, [], dtype=pl.String))
+        cached = pl.concat(chunks, rechunk=False)
+        return cached.join(distinct.to_frame(), on=self.key, how="semi")
 
 
 @dataclass
@@ -82,11 +87,10 @@ class Context:
     ip_key: bytes
     geo: Geolocator | None = None
     keep_raw_ip: bool = False
-    # Facts of the distinct clients, paths and user agents seen so far in the file: they repeat
-    # all day, so each is computed once per file, in whichever batch first has it.
+    # Clients repeat all day and cost a GeoIP lookup and a hash each: enriched once per file, in
+    # whichever batch first has them. (Path and user-agent facts are cheap expressions, computed
+    # per batch on its distinct values, which keeps memory flat however many paths a day has.)
     clients: FactCache = field(default_factory=lambda: FactCache("client"))
-    paths: FactCache = field(default_factory=lambda: FactCache("path"))
-    agents: FactCache = field(default_factory=lambda: FactCache("user_agent"))
 
 
 @dataclass
@@ -186,10 +190,8 @@ def _typed(lf: pl.LazyFrame, time_format: str) -> pl.LazyFrame:
 
 def _enrich(good: pl.DataFrame, ctx: Context) -> pl.DataFrame:
     """Adds path facts, client kind, client identity and place; returns REQUESTS columns."""
-    paths = ctx.paths.lookup(good["path"], lambda s: s.to_frame().with_columns(alpine.path_facts()))
-    uas = ctx.agents.lookup(
-        good["user_agent"], lambda s: s.to_frame().with_columns(alpine.client_kind())
-    )
+    paths = good.select(pl.col("path").unique()).drop_nulls().with_columns(alpine.path_facts())
+    uas = good.select(pl.col("user_agent").unique()).drop_nulls().with_columns(alpine.client_kind())
     clients = ctx.clients.lookup(good["client"], lambda s: _new_clients(s, ctx))
     out = (
         good.with_columns(pl.col("ts").dt.date().alias("date"))
