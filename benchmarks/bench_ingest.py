@@ -43,6 +43,35 @@ assert r.balanced
 print(r.lines_total, r.rows_parsed)
 """
 
+CHILD_DLCDN_NO_GEO = r"""
+import sys
+from pathlib import Path
+from pipeline.ingest import ingest_file
+from pipeline.settings import load
+from pipeline.warehouse import Warehouse
+from pipeline.privacy import load_ip_key
+r = ingest_file(Path(sys.argv[1]), Warehouse(Path(sys.argv[2])), load(), geo=None, ip_key=load_ip_key(), force=True)
+print(r.lines_total, r.rows_parsed)
+"""
+
+# GeoIP on the file's distinct client addresses, as ingest does it (figures for the closing note).
+CHILD_GEOIP = r"""
+import sys, time
+import polars as pl
+from pipeline.geoip import GeoIP
+from pipeline.privacy import client_ids
+from pipeline.settings import load
+lines = pl.scan_csv(sys.argv[1], has_header=False, separator="\x1f", quote_char=None,
+                    schema={"line": pl.String}, encoding="utf8-lossy")
+ips = (lines.select(pl.col("line").str.extract(r"^(\S+) ").alias("ip")).drop_nulls().unique()
+       .collect()["ip"].to_list())
+s = load()
+geo = GeoIP.open(city=s.geoip_city, country=s.geoip_country, asn=s.geoip_asn)
+t = time.perf_counter(); geo.lookup(ips); g = time.perf_counter() - t
+t = time.perf_counter(); client_ids(ips, b"k" * 32); h = time.perf_counter() - t
+print(f"{len(ips)} distinct IPs, GeoIP {len(ips) / g:,.0f} lookups/s, hashing {len(ips) / h:,.0f}/s")
+"""
+
 CHILD_POLARS = r"""
 import sys, polars as pl
 src, out, pattern = sys.argv[1], sys.argv[2], sys.argv[3]
@@ -155,6 +184,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="dlcdn-bench-") as tmp:
         t = Path(tmp)
         contenders.append(("dlcdn ingest", CHILD_DLCDN, [str(src), str(t / "wh")]))
+        contenders.append(("dlcdn no GeoIP", CHILD_DLCDN_NO_GEO, [str(src), str(t / "wh")]))
         if args.format == "combined" and not args.gzip:
             contenders.append(
                 ("polars regex", CHILD_POLARS, [str(src), str(t / "pl.parquet"), BASELINE_PATTERN])
@@ -202,9 +232,12 @@ def main() -> None:
             f"| {name:<14} | {wall:7.2f} | {n / wall:10,.0f} | {size / 1e6 / wall:7.1f} | {rss / 2**20:12,.0f} | {out} |"
         )
     ours = results["dlcdn ingest"][0]
+    if args.format == "combined":
+        print()
+        print("enrichment on distinct clients:", run_child(CHILD_GEOIP, str(src)))
     print()
     for name, (wall, _, _) in results.items():
-        if name != "dlcdn ingest":
+        if not name.startswith("dlcdn"):
             print(f"dlcdn ingest speed / {name} speed = {wall / ours:.2f}x")
 
 

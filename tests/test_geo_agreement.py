@@ -101,3 +101,35 @@ def test_maxmind_city_test_database_agrees(tmp_path: Path) -> None:
     mine = ours(path, db, tmp_path / "wh", city=True)
     assert mine == Counter(theirs.countries)
     assert mine["GB"] == 1 and mine["CN"] == 2 and mine["Unknown"] >= 17
+
+
+def test_country_database_given_by_setting(country_db: Path, tmp_path: Path) -> None:
+    # the same agreement through the command line, the database named by DLCDN_GEOIP_COUNTRY
+    import os
+    import subprocess
+    import sys
+
+    path = CORPORA / "logparser_hackers_access/hackers-access.log"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DLCDN_")}
+    env |= {
+        "DLCDN_WAREHOUSE": str(tmp_path / "wh"),
+        "DLCDN_IP_KEY": "x" * 20,
+        "DLCDN_GEOIP_COUNTRY": str(country_db),
+    }
+    dlcdn = str(Path(sys.executable).parent / "dlcdn")
+    subprocess.run([dlcdn, "ingest", str(path)], env=env, check=True, capture_output=True)
+    out = subprocess.run(
+        [
+            dlcdn,
+            "sql",
+            "SELECT coalesce(country, 'Unknown') AS c, count(*) AS n FROM requests GROUP BY ALL",
+            "--format",
+            "csv",
+        ],
+        env=env,
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    mine = Counter({c: int(n) for c, n in (row.split(",") for row in out.stdout.splitlines()[1:])})
+    assert mine == Counter(goaccess_summary([path], "COMBINED", geoip_db=country_db).countries)
