@@ -222,7 +222,7 @@ def _print_report(r, as_json: bool, size: int) -> None:  # type: ignore[no-untyp
     "--file",
     "sql_file",
     type=click.Path(path_type=Path),
-    help="Run the statement in this .sql file (e.g. sql/daily_traffic.sql).",
+    help="Run the statement in this .sql file (e.g. sql/traffic_by_day.sql).",
 )
 @click.option(
     "--param",
@@ -254,24 +254,6 @@ def sql(query: str | None, sql_file: Path | None, params: tuple[str, ...], out_f
     s = _settings()
     frame = queries.run(s.warehouse, text, bound)
     queries.print_frame(frame, out_format)
-
-
-@main.command()
-@click.option(
-    "--dir",
-    "base",
-    type=click.Path(path_type=Path),
-    default=Path("demo"),
-    show_default=True,
-    help="Folder for the demo's landing logs and warehouse.",
-)
-@click.option("--lines-per-day", type=click.IntRange(1000), default=50_000, show_default=True)
-@click.option("--days", type=click.IntRange(1, 60), default=7, show_default=True)
-def demo(base: Path, lines_per_day: int, days: int) -> None:
-    """The one-command tour: generate a synthetic week, ingest it, and answer a few questions."""
-    from pipeline.demo import run_demo
-
-    run_demo(base, lines_per_day=lines_per_day, days=days, echo=click.echo)
 
 
 @main.command()

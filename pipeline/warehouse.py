@@ -34,6 +34,8 @@ DB_NAME = "warehouse.duckdb"
 # The duckdb shell maintainers install (`duckdb-cli` 1.5.x) reads files written in the 1.5 storage
 # format; DuckDB 2.0 writes a newer one by default, which that shell refuses to open.
 STORAGE_COMPATIBILITY = "v1.5.0"
+# Aggregate tables (pipeline.aggregates) and the hive key of their partitions.
+AGGREGATES = {"daily_traffic": "date", "weekly_traffic": "week"}
 PARQUET_OPTIONS = {"compression": "zstd", "compression_level": 3, "write_statistics": True}
 
 
@@ -106,7 +108,7 @@ class Warehouse:
                 dest = self.root / rel
                 dest.parent.mkdir(parents=True, exist_ok=True)
                 os.replace(staged.dir / rel, dest)
-            _atomic_write_parquet(
+            atomic_write_parquet(
                 manifest_row.select(list(INGESTED_FILES)),
                 self.root / "ingested_files" / f"{staged.file_id}.parquet",
             )
@@ -182,6 +184,13 @@ class Warehouse:
             else:
                 body = _empty_select(schema)
             stmts.append(f"CREATE OR REPLACE VIEW {table} AS {body}")
+        for table, key in AGGREGATES.items():
+            if any((self.root / table).glob(f"{key}=*/part.parquet")):
+                stmts.append(
+                    f"CREATE OR REPLACE VIEW {table} AS SELECT * FROM read_parquet("
+                    f"'{root}/{table}/{key}=*/part.parquet', hive_partitioning = true, "
+                    f"hive_types = {{'{key}': DATE}}, union_by_name = true)"
+                )
         # The Alpine branch calendar (package data), and whether a branch was supported on a day.
         stmts.append(
             f"CREATE OR REPLACE VIEW branches AS SELECT * FROM read_parquet('{root}/branches.parquet')"
@@ -204,7 +213,7 @@ class Warehouse:
         cal = branch_calendar().select("branch", "released", "eol")
         if dest.exists() and pl.read_parquet(dest).equals(cal):
             return
-        _atomic_write_parquet(cal, dest)
+        atomic_write_parquet(cal, dest)
 
 
 def _empty_select(schema: pl.Schema) -> str:
@@ -222,7 +231,7 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
-def _atomic_write_parquet(df: pl.DataFrame, dest: Path) -> None:
+def atomic_write_parquet(df: pl.DataFrame, dest: Path) -> None:
     tmp = dest.with_name(f".{dest.name}.{uuid.uuid4().hex}.tmp")
     df.write_parquet(tmp, compression="zstd")
     with open(tmp, "rb") as f:

@@ -58,7 +58,7 @@ def test_ingest_prints_accounting_then_sql_answers(env: dict[str, str]) -> None:
         env,
         "sql",
         "--file",
-        "sql/daily_traffic.sql",
+        "sql/traffic_by_day.sql",
         "--param",
         "start=2019-01-22",
         "--param",

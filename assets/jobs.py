@@ -1,0 +1,26 @@
+"""Jobs: what the sensor and the schedules launch."""
+
+import dagster as dg
+
+from assets.ingest import requests
+from assets.partitions import daily, landing_files, weekly
+from assets.traffic import daily_traffic, weekly_traffic
+
+ingest_job = dg.define_asset_job(
+    "ingest_job",
+    selection=dg.AssetSelection.assets(requests),
+    partitions_def=landing_files,
+    description="Parse one landing file into the warehouse (launched by the landing sensor).",
+)
+daily_job = dg.define_asset_job(
+    "daily_job",
+    selection=dg.AssetSelection.assets(daily_traffic),
+    partitions_def=daily,
+    description="Aggregate one UTC day (daily schedule; the sensor re-runs days late files touch).",
+)
+weekly_job = dg.define_asset_job(
+    "weekly_job",
+    selection=dg.AssetSelection.assets(weekly_traffic),
+    partitions_def=weekly,
+    description="Build one ISO week (Monday 06:00 UTC for the previous week).",
+)

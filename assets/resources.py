@@ -1,0 +1,32 @@
+"""Dagster resources: the warehouse and landing location, read from dlcdn settings at run time."""
+
+from pathlib import Path
+
+import dagster as dg
+
+from pipeline import enrich_setup
+from pipeline.settings import Settings, load
+from pipeline.warehouse import Warehouse
+
+
+class DlcdnResource(dg.ConfigurableResource):
+    """Where the warehouse and landing files are. Empty fields fall back to DLCDN_* settings."""
+
+    warehouse: str = ""
+    landing: str = ""
+
+    def settings(self) -> Settings:
+        return load()
+
+    def warehouse_path(self) -> Path:
+        return Path(self.warehouse or self.settings().warehouse).absolute()
+
+    def landing_path(self) -> Path:
+        return Path(self.landing or self.settings().landing).absolute()
+
+    def open_warehouse(self) -> Warehouse:
+        return Warehouse(self.warehouse_path())
+
+    def enrichment(self):  # type: ignore[no-untyped-def]
+        """(GeoIP or None, client-hash key) per settings; close the GeoIP when done."""
+        return enrich_setup.open_enrichment(self.settings())

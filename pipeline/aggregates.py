@@ -1,0 +1,73 @@
+"""Aggregate tables built from the warehouse by the SQL in `sql/`, one Parquet file per partition.
+
+Each aggregate is one statement (`sql/<name>.sql`) run for one partition (a day, an ISO week) and
+written atomically to `<warehouse>/<name>/<key>=<value>/part.parquet`; re-running a partition
+replaces it whole. The views of the same name read them.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from pathlib import Path
+
+import polars as pl
+
+from pipeline import queries
+from pipeline.warehouse import AGGREGATES, Warehouse, atomic_write_parquet
+
+
+@dataclass(frozen=True)
+class Built:
+    """What building one partition of an aggregate produced."""
+
+    table: str
+    partition: str
+    path: Path
+    rows: int
+    requests: int
+    bytes: int
+    preview: pl.DataFrame
+
+
+def build(wh: Warehouse, table: str, partition: str, params: dict[str, object]) -> Built:
+    """Runs `sql/<table>.sql` with `params` and replaces the partition's file with the result."""
+    frame = queries.run(wh.root, queries.sql_file(table), params)
+    key = AGGREGATES[table]
+    dest = wh.root / table / f"{key}={partition}" / "part.parquet"
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    with wh.lock():
+        atomic_write_parquet(frame, dest)
+        wh.refresh_views()
+    totals = frame.select(
+        pl.col("requests").sum().alias("requests"), pl.col("bytes").sum().alias("bytes")
+    ).row(0)
+    preview = (
+        frame.group_by("source").agg(pl.col("requests").sum(), pl.col("bytes").sum()).sort("source")
+        if not frame.is_empty()
+        else frame
+    )
+    return Built(
+        table, partition, dest, frame.height, int(totals[0] or 0), int(totals[1] or 0), preview
+    )
+
+
+def build_daily_traffic(wh: Warehouse, day: dt.date) -> Built:
+    return build(wh, "daily_traffic", day.isoformat(), {"day": day.isoformat()})
+
+
+def build_weekly_traffic(wh: Warehouse, week_start: dt.date) -> Built:
+    if week_start.weekday() != 0:
+        raise ValueError(f"{week_start} is not a Monday: ISO weeks start on Monday")
+    return build(
+        wh, "weekly_traffic", week_start.isoformat(), {"week_start": week_start.isoformat()}
+    )
+
+
+def iso_week_start(week: str) -> dt.date:
+    """'2026-W47' -> the Monday that starts it."""
+    try:
+        year, num = week.upper().split("-W")
+        return dt.date.fromisocalendar(int(year), int(num), 1)
+    except ValueError:
+        raise ValueError(f"{week!r} is not an ISO week like 2026-W47") from None
