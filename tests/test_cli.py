@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from pipeline.cli import main
+from assets.cli import main
 
 DLCDN = str(Path(sys.executable).parent / "dlcdn")
 CORPORA = Path(__file__).resolve().parents[2] / "shared" / "corpora"
