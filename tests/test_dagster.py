@@ -1,0 +1,247 @@
+"""The Dagster layer on a real instance in a temp DAGSTER_HOME: definitions, sensor ticks, runs,
+backfill from the command line, and the web server started and stopped for real."""
+
+from __future__ import annotations
+
+import datetime as dt
+import gzip
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import dagster as dg
+import pytest
+
+from assets.definitions import defs
+from assets.demo import run_requested, tick
+from assets.ingest import requests as requests_asset
+from assets.resources import DlcdnResource
+from assets.traffic import daily_traffic
+
+REPO = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+
+
+def log_lines(day: dt.date, n: int, ip: str = "198.51.100.7", start: int = 0) -> bytes:
+    return b"".join(
+        f"{ip} - - [{day:%d/%b/%Y}:10:{i // 60 % 60:02d}:{i % 60:02d} +0000] "
+        f'"GET /alpine/v3.22/main/x86_64/p{i}-1.0-r0.apk HTTP/1.1" 200 {i} "-" "libfetch/2.0"\n'.encode()
+        for i in range(start, start + n)
+    )
+
+
+@pytest.fixture
+def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
+    home = tmp_path / "dagster_home"
+    home.mkdir()
+    shutil.copy(REPO / "dagster_home" / "dagster.yaml", home / "dagster.yaml")
+    monkeypatch.setenv("DAGSTER_HOME", str(home))
+    monkeypatch.setenv("DLCDN_IP_KEY", "dagster-test-key-0123456789")
+    landing = tmp_path / "landing"
+    landing.mkdir()
+    instance = dg.DagsterInstance.get()
+    dlcdn = DlcdnResource(warehouse=str(tmp_path / "wh"), landing=str(landing))
+    yield instance, dlcdn, landing
+    instance.dispose()
+
+
+def test_definitions_hold_what_users_rely_on() -> None:
+    assert {k.to_user_string() for k in defs.resolve_asset_graph().get_all_asset_keys()} >= {
+        "requests",
+        "daily_traffic",
+        "weekly_traffic",
+    }
+    assert defs.resolve_schedule_def("weekly_schedule").cron_schedule == "0 6 * * 1"
+    assert defs.resolve_schedule_def("weekly_schedule").execution_timezone in (None, "UTC")
+    assert defs.resolve_schedule_def("daily_schedule").cron_schedule == "30 1 * * *"
+    assert {j.name for j in defs.resolve_sensor_def("landing_sensor").jobs} == {
+        "ingest_job",
+        "daily_job",
+        "weekly_job",
+    }
+    for job in ("ingest_job", "daily_job", "weekly_job"):
+        assert defs.resolve_job_def(job) is not None
+    weekly = defs.resolve_assets_def("weekly_traffic").partitions_def
+    assert weekly is not None and weekly.get_partition_keys()[0] == "2024-12-30"  # a Monday
+    assert dt.date.fromisoformat(weekly.get_partition_keys()[-1]).weekday() == 0
+
+
+def test_sensor_new_unchanged_duplicate_grown_and_late_files(env) -> None:  # type: ignore[no-untyped-def]
+    instance, dlcdn, landing = env
+    today = dt.datetime.now(dt.UTC).date()
+    day = today - dt.timedelta(days=1)
+    week_over = day < today - dt.timedelta(days=today.weekday())  # yesterday was in last week
+    (landing / "a.log").write_bytes(log_lines(day, 50))
+
+    # a new file: one ingest run keyed by its fingerprint, and its partition added
+    first = tick(instance, dlcdn, None)
+    (req,) = first.run_requests
+    assert (req.job_name, req.partition_key) == ("ingest_job", "a.log")
+    assert req.run_key.startswith("ingest:")
+    assert "a.log" in instance.get_dynamic_partitions("landing_files")
+    assert all(r.success for r in run_requested(instance, dlcdn, [req], print))
+
+    # the next tick: nothing new to ingest, and the day the file touched is re-aggregated
+    second = tick(instance, dlcdn, first.cursor)
+    expected = [("daily_job", day.isoformat())]
+    if week_over:
+        expected.append(("weekly_job", (day - dt.timedelta(days=day.weekday())).isoformat()))
+    assert [(r.job_name, r.partition_key) for r in second.run_requests] == expected
+    assert all(r.success for r in run_requested(instance, dlcdn, list(second.run_requests), print))
+    assert tick(instance, dlcdn, second.cursor).run_requests == []
+    # files dated today: ingested now, aggregated by tomorrow's schedule (the partition does not
+    # exist before the day ends)
+
+    # the same content under another name triggers nothing
+    shutil.copy(landing / "a.log", landing / "a-copy.log")
+    third = tick(instance, dlcdn, second.cursor)
+    assert third.run_requests == []
+
+    # a grown file runs again (same partition, new run key)
+    with (landing / "a.log").open("ab") as f:
+        f.write(log_lines(day, 10, start=50))
+    fourth = tick(instance, dlcdn, third.cursor)
+    (grown,) = fourth.run_requests
+    assert grown.partition_key == "a.log" and grown.run_key != req.run_key
+    assert all(r.success for r in run_requested(instance, dlcdn, [grown], print))
+
+    # a late file for an earlier, finished week: its day and its week are re-run
+    late_day = dt.date(2026, 10, 7)
+    (landing / "late.log.gz").write_bytes(gzip.compress(log_lines(late_day, 5, ip="203.0.113.9")))
+    fifth = tick(instance, dlcdn, fourth.cursor)
+    ingest = [r for r in fifth.run_requests if r.job_name == "ingest_job"]
+    assert [r.partition_key for r in ingest] == ["late.log.gz"]
+    assert all(r.success for r in run_requested(instance, dlcdn, ingest, print))
+    sixth = tick(instance, dlcdn, fifth.cursor)
+    assert {(r.job_name, r.partition_key) for r in sixth.run_requests} >= {
+        ("daily_job", "2026-10-07"),
+        ("weekly_job", "2026-10-05"),
+    }
+    assert ("daily_job", day.isoformat()) in {
+        (r.job_name, r.partition_key) for r in fifth.run_requests
+    }
+
+
+def test_materialize_in_process_reports_metadata(env) -> None:  # type: ignore[no-untyped-def]
+    instance, dlcdn, landing = env
+    (landing / "x.log").write_bytes(log_lines(dt.date(2026, 11, 16), 30) + b"not a log line\n")
+    instance.add_dynamic_partitions("landing_files", ["x.log"])
+    result = dg.materialize(
+        [requests_asset],
+        partition_key="x.log",
+        instance=instance,
+        resources={"dlcdn": dlcdn},
+    )
+    assert result.success
+    (mat,) = result.asset_materializations_for_node("requests")
+    md = {k: v.value for k, v in mat.metadata.items()}
+    assert (md["dagster/row_count"], md["rows_rejected"], md["lines_total"]) == (30, 1, 31)
+    assert md["reject_ratio"] == pytest.approx(1 / 31, abs=1e-5)
+    assert "| 31 | 0 | 30 | 1 |" in md["preview"]
+
+    daily = dg.materialize(
+        [daily_traffic],
+        partition_key="2026-11-16",
+        instance=instance,
+        resources={"dlcdn": dlcdn},
+    )
+    (mat,) = daily.asset_materializations_for_node("daily_traffic")
+    assert mat.metadata["requests"].value == 30
+
+
+def test_backfill_of_three_days_from_the_command_line(env, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    instance, dlcdn, landing = env
+    from pipeline.ingest import ingest_file
+    from pipeline.settings import Settings
+    from pipeline.warehouse import Warehouse
+
+    for d in (16, 17, 18):
+        f = tmp_path / f"d{d}.log"
+        f.write_bytes(log_lines(dt.date(2026, 11, d), d))
+        ingest_file(f, Warehouse(Path(dlcdn.warehouse)), Settings(), ip_key=b"k" * 32)
+    out = subprocess.run(
+        [
+            str(BIN / "dagster"),
+            "asset",
+            "materialize",
+            "-m",
+            "assets.definitions",
+            "--select",
+            "daily_traffic",
+            "--partition-range",
+            "2026-11-16...2026-11-18",
+        ],
+        cwd=REPO,
+        env={**os.environ, "DLCDN_WAREHOUSE": dlcdn.warehouse},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert out.returncode == 0, out.stderr[-2000:]
+    con = Warehouse(Path(dlcdn.warehouse)).connect(read_only=True)
+    rows = con.sql(
+        "SELECT date, sum(requests) FROM daily_traffic GROUP BY ALL ORDER BY 1"
+    ).fetchall()
+    con.close()
+    assert [(d.isoformat(), int(n)) for d, n in rows] == [
+        ("2026-11-16", 16),
+        ("2026-11-17", 17),
+        ("2026-11-18", 18),
+    ]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _default_signals() -> None:
+    # a process started in the background inherits ignored SIGINT/SIGTERM; restore them
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
+def test_web_server_starts_on_localhost_and_stops_by_pid(env) -> None:  # type: ignore[no-untyped-def]
+    port = _free_port()
+    proc = subprocess.Popen(
+        [
+            str(BIN / "dagster-webserver"),
+            "-h",
+            "127.0.0.1",
+            "-p",
+            str(port),
+            "-m",
+            "assets.definitions",
+        ],
+        cwd=REPO,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        preexec_fn=_default_signals,
+        start_new_session=True,
+    )
+    try:
+        deadline = time.monotonic() + 90
+        info = None
+        while time.monotonic() < deadline and info is None:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/server_info", timeout=2) as r:
+                    info = json.loads(r.read())
+            except OSError:
+                assert proc.poll() is None, (
+                    proc.stderr.read().decode()[-2000:] if proc.stderr else ""
+                )
+                time.sleep(0.5)
+        assert info is not None and "dagster_webserver_version" in info
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        assert proc.wait(timeout=30) is not None
+    with pytest.raises(OSError):
+        urllib.request.urlopen(f"http://127.0.0.1:{port}/server_info", timeout=2)
