@@ -2,6 +2,7 @@
 
 import dagster as dg
 
+from assets.checks import daily_traffic_quality, requests_quality
 from assets.ingest import requests
 from assets.jobs import daily_job, ingest_job, weekly_job
 from assets.resources import DlcdnResource
@@ -11,6 +12,7 @@ from assets.traffic import daily_traffic, weekly_traffic
 
 defs = dg.Definitions(
     assets=[requests, daily_traffic, weekly_traffic],
+    asset_checks=[requests_quality, daily_traffic_quality],
     jobs=[ingest_job, daily_job, weekly_job],
     schedules=[daily_schedule, weekly_schedule],
     sensors=[landing_sensor],

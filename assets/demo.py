@@ -63,12 +63,23 @@ def run_requested(
             run_config={"loggers": {"console": {"config": {"log_level": "WARNING"}}}},
             raise_on_error=False,
         )
-        status = "ok" if result.success else "FAILED"
-        echo(f"    {job.name} [{req.partition_key}] {status}")
+        checks = result.get_asset_check_evaluations()
+        failed = [c for c in checks if not c.passed]
+        status = "ok" if result.success and not failed else "FAILED"
+        note = f", {len(checks) - len(failed)}/{len(checks)} checks passed" if checks else ""
+        echo(f"    {job.name} [{req.partition_key}] {status}{note}")
+        for c in failed:
+            echo(f"      check {c.check_name} failed: {c.description}")
         results.append(result)
-        if not result.success:
+        if status != "ok":
             break
     return results
+
+
+def _all_ok(results: list[dg.ExecuteInProcessResult]) -> bool:
+    return all(
+        r.success and all(c.passed for c in r.get_asset_check_evaluations()) for r in results
+    )
 
 
 def run_demo(
@@ -100,14 +111,14 @@ def run_demo(
     echo("3/4 landing sensor -> the days those files touched (daily_traffic)")
     second = tick(instance, dlcdn, first.cursor)
     daily = [r for r in second.run_requests or [] if r.job_name == "daily_job"]
-    ok = ok and all(r.success for r in run_requested(instance, dlcdn, daily, echo))
+    ok = ok and _all_ok(run_requested(instance, dlcdn, daily, echo))
     echo("4/4 the ISO week (weekly_traffic)")
     weekly = [
         dg.RunRequest(
             run_key=f"demo-week:{start}", partition_key=start.isoformat(), job_name="weekly_job"
         )
     ]
-    ok = ok and all(r.success for r in run_requested(instance, dlcdn, weekly, echo))
+    ok = ok and _all_ok(run_requested(instance, dlcdn, weekly, echo))
 
     end = start + dt.timedelta(days=days - 1)
     frame = queries.run(
@@ -124,5 +135,13 @@ def run_demo(
     echo(
         f'try:        DLCDN_WAREHOUSE={wh_root} dlcdn sql "SELECT file_kind, count(*) FROM requests GROUP BY ALL"'
     )
-    echo("demo " + ("finished: every asset materialized" if ok else "FAILED: see the runs above"))
+    echo(f"data docs:  {wh_root / 'data_docs' / 'index.html'}  (Great Expectations results)")
+    echo(
+        "demo "
+        + (
+            "finished: every asset materialized, every check passed"
+            if ok
+            else "FAILED: see the runs above"
+        )
+    )
     return ok

@@ -8,7 +8,7 @@ from assets.traffic import daily_traffic, weekly_traffic
 
 ingest_job = dg.define_asset_job(
     "ingest_job",
-    selection=dg.AssetSelection.assets(requests),
+    selection=dg.AssetSelection.assets(requests),  # with its checks
     partitions_def=landing_files,
     description="Parse one landing file into the warehouse (launched by the landing sensor).",
 )

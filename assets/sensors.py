@@ -15,6 +15,30 @@ from assets.resources import DlcdnResource
 from pipeline.ingest import expand_paths
 from pipeline.reader import file_fingerprint
 
+CHECK = dg.AssetCheckKey(dg.AssetKey("requests"), "requests_quality")
+
+
+def _failed_checks(
+    instance: dg.DagsterInstance, seen: dict[str, list], file_ids: set[str]
+) -> set[str]:
+    """The landing files (of these file_ids) whose latest requests_quality check failed: a file
+    that fails its blocking check must not flow into the day aggregates and the report."""
+    # Dagster 1.13 has no public call for a partition's latest check result; these are the
+    # event-log storage's own types.
+    from dagster._core.event_api import PartitionKeyFilter
+    from dagster._core.storage.asset_check_execution_record import AssetCheckExecutionRecordStatus
+
+    held = set()
+    for rel, (_, _, fingerprint) in seen.items():
+        if fingerprint not in file_ids:
+            continue
+        records = instance.event_log_storage.get_asset_check_execution_history(
+            CHECK, limit=1, partition_filter=PartitionKeyFilter(key=rel)
+        )
+        if records and records[0].status == AssetCheckExecutionRecordStatus.FAILED:
+            held.add(fingerprint)
+    return held
+
 
 @dg.sensor(
     jobs=[ingest_job, daily_job, weekly_job],
@@ -61,6 +85,13 @@ def landing_sensor(context: dg.SensorEvaluationContext, dlcdn: DlcdnResource) ->
         if since is None
         else manifest.filter(manifest["ingested_at"] > dt.datetime.fromisoformat(since))
     )
+    held = _failed_checks(context.instance, seen, set(fresh["file_id"].to_list()))
+    if held:
+        context.log.warning(
+            f"not re-aggregating the days of {len(held)} file(s) whose requests_quality check "
+            f"failed: {', '.join(sorted(held))}"
+        )
+        fresh = fresh.filter(~fresh["file_id"].is_in(list(held)))
     if not fresh.is_empty():
         newest = fresh["ingested_at"].max()
         days = sorted({d for ds in fresh["dates"].to_list() for d in ds})

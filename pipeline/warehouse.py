@@ -43,11 +43,11 @@ def arrow_schema(schema: pl.Schema) -> pa.Schema:
     return pl.DataFrame(schema=schema).to_arrow().schema
 
 
-def _duckdb_type(dtype: Any) -> str:
+def duckdb_type(dtype: Any) -> str:
     if dtype == pl.Datetime("us", "UTC"):
-        return "TIMESTAMPTZ"
+        return "TIMESTAMP WITH TIME ZONE"
     if isinstance(dtype, pl.List):
-        return _duckdb_type(dtype.inner) + "[]"
+        return duckdb_type(dtype.inner) + "[]"
     return {
         pl.String: "VARCHAR",
         pl.Int64: "BIGINT",
@@ -217,7 +217,7 @@ class Warehouse:
 
 
 def _empty_select(schema: pl.Schema) -> str:
-    cols = ", ".join(f"CAST(NULL AS {_duckdb_type(t)}) AS {name}" for name, t in schema.items())
+    cols = ", ".join(f"CAST(NULL AS {duckdb_type(t)}) AS {name}" for name, t in schema.items())
     return f"SELECT {cols} WHERE false"
 
 

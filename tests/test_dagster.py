@@ -245,3 +245,65 @@ def test_web_server_starts_on_localhost_and_stops_by_pid(env) -> None:  # type: 
         assert proc.wait(timeout=30) is not None
     with pytest.raises(OSError):
         urllib.request.urlopen(f"http://127.0.0.1:{port}/server_info", timeout=2)
+
+
+def test_planted_bad_rows_fail_the_blocking_check(env) -> None:  # type: ignore[no-untyped-def]
+    import polars as pl
+
+    from assets.checks import requests_quality
+
+    instance, dlcdn, landing = env
+    (landing / "bad.log").write_bytes(log_lines(dt.date(2026, 11, 16), 40))
+    instance.add_dynamic_partitions("landing_files", ["bad.log"])
+    run = dict(instance=instance, resources={"dlcdn": dlcdn}, partition_key="bad.log")
+    good = dg.materialize([requests_asset, requests_quality], **run)
+    (evaluation,) = good.get_asset_check_evaluations()
+    assert evaluation.passed
+
+    # plant rows the parser never writes: a status out of range, an unknown arch, negative bytes
+    (part,) = list((Path(dlcdn.warehouse) / "requests").rglob("*.parquet"))
+    frame = pl.read_parquet(part, hive_partitioning=False)
+    frame = frame.with_columns(
+        pl.when(pl.col("line_no") <= 2)
+        .then(pl.lit(999, pl.Int16))
+        .otherwise(pl.col("status"))
+        .alias("status"),
+        pl.when(pl.col("line_no") == 3).then(pl.lit("vax")).otherwise(pl.col("arch")).alias("arch"),
+        pl.when(pl.col("line_no") == 4)
+        .then(pl.lit(-1, pl.Int64))
+        .otherwise(pl.col("bytes"))
+        .alias("bytes"),
+    )
+    frame.write_parquet(part)
+    bad = dg.materialize([requests_asset, requests_quality], raise_on_error=False, **run)
+    (evaluation,) = bad.get_asset_check_evaluations()
+    assert not evaluation.passed
+    failures = evaluation.metadata["failures"].value
+    assert "expect_column_values_to_be_between(status) | 2 | 40" in failures
+    assert "expect_column_values_to_be_in_set(arch) | 1 | 40" in failures
+    assert "expect_column_values_to_be_between(bytes) | 1 | 40" in failures
+    assert evaluation.metadata["data_docs"].value.endswith("index.html")
+
+
+def test_a_file_that_fails_its_check_does_not_reach_the_day_aggregates(env) -> None:  # type: ignore[no-untyped-def]
+    import polars as pl
+
+    instance, dlcdn, landing = env
+    day = dt.datetime.now(dt.UTC).date() - dt.timedelta(days=3)
+    (landing / "bad.log").write_bytes(log_lines(day, 20))
+    first = tick(instance, dlcdn, None)
+    (req,) = first.run_requests
+    # the file is ingested, then its data is damaged before the check runs (as a bad parser would)
+    from pipeline.ingest import ingest_file
+    from pipeline.settings import Settings
+    from pipeline.warehouse import Warehouse
+
+    ingest_file(landing / "bad.log", Warehouse(Path(dlcdn.warehouse)), Settings())
+    (part,) = list((Path(dlcdn.warehouse) / "requests").rglob("*.parquet"))
+    pl.read_parquet(part, hive_partitioning=False).with_columns(
+        pl.lit(999, pl.Int16).alias("status")
+    ).write_parquet(part)
+    (result,) = run_requested(instance, dlcdn, [req], print)
+    assert not all(c.passed for c in result.get_asset_check_evaluations())
+    second = tick(instance, dlcdn, first.cursor)
+    assert [r for r in second.run_requests if r.job_name == "daily_job"] == []

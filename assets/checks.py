@@ -1,0 +1,69 @@
+"""Great Expectations suites as blocking asset checks: bad data stops the line before reports."""
+
+import datetime as dt
+
+import dagster as dg
+
+from assets.ingest import requests
+from assets.partitions import daily, landing_files
+from assets.resources import DlcdnResource
+from assets.traffic import daily_traffic
+from pipeline import quality
+from pipeline.reader import file_fingerprint
+
+
+def _result(v: quality.Validation) -> dg.AssetCheckResult:
+    metadata: dict[str, object] = {
+        "summary": v.summary(),
+        "expectations": dg.MetadataValue.int(len(v.outcomes)),
+        "failed": dg.MetadataValue.int(len(v.failed)),
+        "failures": dg.MetadataValue.md(
+            "| expectation | unexpected rows | of | error |\n|---|---|---|---|\n"
+            + "\n".join(
+                f"| {o.label} | {o.unexpected} | {o.checked} | {o.error or ''} |" for o in v.failed
+            )
+        )
+        if v.failed
+        else dg.MetadataValue.md("all expectations passed"),
+    }
+    if v.docs is not None:
+        metadata["data_docs"] = dg.MetadataValue.url(v.docs.as_uri())
+    return dg.AssetCheckResult(
+        passed=v.success,
+        severity=dg.AssetCheckSeverity.ERROR,
+        description=v.summary(),
+        metadata=metadata,
+    )
+
+
+@dg.asset_check(
+    asset=requests,
+    blocking=True,
+    partitions_def=landing_files,
+    description="GX suite on the file's requests: schema and types, non-null keys, status 100..599, "
+    "bytes >= 0, arch/repo/file_kind/client_kind in their known sets, every timestamp inside its "
+    "date partition, reject ratio under DLCDN_REJECT_RATIO_MAX.",
+)
+def requests_quality(
+    context: dg.AssetCheckExecutionContext, dlcdn: DlcdnResource
+) -> dg.AssetCheckResult:
+    path = dlcdn.landing_path() / context.partition_key
+    file_id, _ = file_fingerprint(path)
+    v = quality.validate_file(dlcdn.open_warehouse(), file_id, dlcdn.settings().reject_ratio_max)
+    return _result(v)
+
+
+@dg.asset_check(
+    asset=daily_traffic,
+    blocking=True,
+    partitions_def=daily,
+    description="GX suite on the day's aggregate: the day's date only, keys present, requests >= 1, "
+    "bytes >= 0, dimensions in their known sets.",
+)
+def daily_traffic_quality(
+    context: dg.AssetCheckExecutionContext, dlcdn: DlcdnResource
+) -> dg.AssetCheckResult:
+    wh = dlcdn.open_warehouse()
+    results = [quality.validate_daily(wh, dt.date.fromisoformat(k)) for k in context.partition_keys]
+    worst = next((v for v in results if not v.success), results[-1])
+    return _result(worst)
