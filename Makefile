@@ -50,8 +50,9 @@ lock:
 	$(BIN)/uv pip compile pyproject.toml --extra dev --generate-hashes --universal \
 	  --python-version 3.11 --no-header -o requirements.lock
 
+# The Dagster UI, daemon (sensor, schedules, queued runs) and code location, on 127.0.0.1 only.
 dev: setup
-	$(BIN)/dagster dev -h 127.0.0.1 -p 3000
+	$(BIN)/dagster dev -m assets.definitions -h 127.0.0.1 -p 3000
 
 clean:
 	rm -rf warehouse landing demo .pytest_cache .hypothesis
