@@ -9,7 +9,6 @@ from assets.partitions import daily, landing_files
 from assets.resources import DlcdnResource
 from assets.traffic import daily_traffic
 from pipeline import quality
-from pipeline.reader import file_fingerprint
 
 
 def _result(v: quality.Validation) -> dg.AssetCheckResult:
@@ -47,8 +46,7 @@ def _result(v: quality.Validation) -> dg.AssetCheckResult:
 def requests_quality(
     context: dg.AssetCheckExecutionContext, dlcdn: DlcdnResource
 ) -> dg.AssetCheckResult:
-    path = dlcdn.landing_path() / context.partition_key
-    file_id, _ = file_fingerprint(path)
+    file_id = dlcdn.landing_location().fingerprint(context.partition_key)
     v = quality.validate_file(dlcdn.open_warehouse(), file_id, dlcdn.settings().reject_ratio_max)
     return _result(v)
 

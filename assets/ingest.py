@@ -1,5 +1,7 @@
 """The `requests` asset: one landing file parsed into the warehouse (requests + rejects)."""
 
+from pathlib import Path
+
 import dagster as dg
 
 from assets.partitions import landing_files
@@ -16,12 +18,18 @@ from pipeline.reader import InputError
     "`dlcdn ingest`); a file whose content is already in the warehouse is recognised and skipped.",
 )
 def requests(context: dg.AssetExecutionContext, dlcdn: DlcdnResource) -> dg.MaterializeResult:
-    path = dlcdn.landing_path() / context.partition_key
-    if not path.is_file():
-        raise dg.Failure(f"landing file {path} is gone (partition {context.partition_key})")
+    rel = context.partition_key
     geo, key = dlcdn.enrichment()
     try:
-        report = ingest_file(path, dlcdn.open_warehouse(), dlcdn.settings(), geo=geo, ip_key=key)
+        with dlcdn.landing_location().open_local(rel) as path:
+            report = ingest_file(
+                path,
+                dlcdn.open_warehouse(),
+                dlcdn.settings(),
+                geo=geo,
+                ip_key=key,
+                name=Path(rel).name,
+            )
     except InputError as e:
         raise dg.Failure(description=str(e), allow_retries=False) from None
     finally:

@@ -5,6 +5,7 @@ from pathlib import Path
 import dagster as dg
 
 from pipeline import enrich_setup
+from pipeline.landing import Landing
 from pipeline.settings import Settings, load
 from pipeline.warehouse import Warehouse
 
@@ -21,8 +22,9 @@ class DlcdnResource(dg.ConfigurableResource):
     def warehouse_path(self) -> Path:
         return Path(self.warehouse or self.settings().warehouse).absolute()
 
-    def landing_path(self) -> Path:
-        return Path(self.landing or self.settings().landing).absolute()
+    def landing_location(self) -> Landing:
+        """The landing folder or object-store URI (DLCDN_LANDING)."""
+        return Landing(self.landing or self.settings().landing)
 
     def open_warehouse(self) -> Warehouse:
         return Warehouse(self.warehouse_path())

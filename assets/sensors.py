@@ -12,8 +12,6 @@ import dagster as dg
 from assets.jobs import daily_job, ingest_job, weekly_job
 from assets.partitions import landing_files
 from assets.resources import DlcdnResource
-from pipeline.ingest import expand_paths
-from pipeline.reader import file_fingerprint
 
 CHECK = dg.AssetCheckKey(dg.AssetKey("requests"), "requests_quality")
 
@@ -50,7 +48,7 @@ def _failed_checks(
 def landing_sensor(context: dg.SensorEvaluationContext, dlcdn: DlcdnResource) -> dg.SensorResult:
     state = json.loads(context.cursor) if context.cursor else {}
     seen: dict[str, list] = state.get("files", {})
-    landing = dlcdn.landing_path()
+    landing = dlcdn.landing_location()
     wh = dlcdn.open_warehouse()
     manifest = wh.current_manifest()
     ingested = set(manifest["file_id"].to_list())
@@ -59,14 +57,13 @@ def landing_sensor(context: dg.SensorEvaluationContext, dlcdn: DlcdnResource) ->
     run_requests: list[dg.RunRequest] = []
     new_partitions: list[str] = []
     fingerprints_this_tick: set[str] = set()
-    for path in expand_paths([landing]) if landing.is_dir() else []:
-        rel = str(path.relative_to(landing))
-        st = path.stat()
+    for f in landing.files():
+        rel = f.rel
         previous = seen.get(rel)
-        if previous and previous[0] == st.st_size and previous[1] == st.st_mtime_ns:
+        if previous and previous[0] == f.size and previous[1] == f.mtime_ns:
             continue
-        fingerprint, _ = file_fingerprint(path)
-        seen[rel] = [st.st_size, st.st_mtime_ns, fingerprint]
+        fingerprint = landing.fingerprint(rel)
+        seen[rel] = [f.size, f.mtime_ns, fingerprint]
         if fingerprint in ingested or fingerprint in fingerprints_this_tick:
             continue  # the same content is (or is about to be) in the warehouse
         fingerprints_this_tick.add(fingerprint)

@@ -97,13 +97,18 @@ def ingest_file(
     ip_key: bytes | None = None,
     force: bool = False,
     progress: Progress | None = None,
+    name: str | None = None,
 ) -> FileReport:
-    """Parses one file into the warehouse (or recognises its content as already there)."""
+    """Parses one file into the warehouse (or recognises its content as already there).
+
+    `name` is the file's name in the manifest (default: the path's; a landing object ingested from
+    a temporary copy passes its own).
+    """
     started = time.monotonic()
     path = Path(path)
     if not path.is_file():
         raise InputError(f"{path}: not a regular file")
-    name = path.name
+    name = name or path.name
     size = path.stat().st_size
     manifest = wh.current_manifest()
     grown_from = manifest.filter((pl.col("name") == name) & (pl.col("bytes") < size))
