@@ -9,7 +9,7 @@ BIN := $(VENV)/bin
 export UV_COMPILE_BYTECODE := 1
 export DAGSTER_HOME ?= $(CURDIR)/dagster_home
 
-.PHONY: setup demo test bench lint fmt lock dev clean system-deps
+.PHONY: setup demo test bench lint fmt lock dev clean system-deps fuzz audit
 
 setup: $(VENV)/.installed
 
@@ -35,6 +35,17 @@ test: setup system-deps
 
 bench: setup
 	$(BIN)/python benchmarks/bench_ingest.py
+
+# Coverage-guided fuzzing of the parser for FUZZ_SECONDS; findings land in tests/fuzz/ as
+# crash-* files: move them to tests/fuzz/regressions/ (replayed by the test suite) once fixed.
+FUZZ_SECONDS ?= 60
+fuzz: setup
+	tmp=$$(mktemp -d) && cp tests/fuzz/corpus/* $$tmp/ && \
+	$(BIN)/python tests/fuzz/fuzz_parser.py -max_total_time=$(FUZZ_SECONDS) -artifact_prefix=tests/fuzz/ $$tmp
+
+# Known vulnerabilities in the locked dependencies (queries the package index's advisory data).
+audit: setup
+	$(BIN)/pip-audit --strict --progress-spinner off -r requirements.lock --disable-pip --no-deps
 
 lint: setup
 	$(BIN)/ruff check pipeline assets tests benchmarks

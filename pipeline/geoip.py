@@ -191,7 +191,7 @@ def _records(reader: Any, keys: list[str | None]) -> Iterator[tuple[int, dict[st
                 order.append((6, int.from_bytes(socket.inet_pton(socket.AF_INET6, key)), i, key))
             else:
                 order.append((4, int.from_bytes(socket.inet_aton(key)), i, key))
-        except OSError:
+        except (OSError, ValueError):
             continue
     order.sort()
     version, start, end, record = 0, 0, -1, None

@@ -266,8 +266,13 @@ def _new_clients(clients: pl.Series, ctx: Context) -> pl.DataFrame:
 
 
 _IPV4_RE = re.compile(r"(?<![\d.])(\d{1,3}\.\d{1,3}\.\d{1,3})\.\d{1,3}(?![\d.])")
+# IPv6 written with a dotted IPv4 tail (::ffff:192.0.2.1), then plain IPv6; neither may run into
+# a following "." (that is the mixed form) or hex digit.
+_IPV6_DOTTED_RE = re.compile(
+    r"(?<![0-9A-Fa-f:])(?:[0-9A-Fa-f]{0,4}:){2,6}\d{1,3}(?:\.\d{1,3}){3}(?![\d.])"
+)
 _IPV6_RE = re.compile(
-    r"(?<![0-9A-Fa-f:])(?:[0-9A-Fa-f]{0,4}:){2,7}[0-9A-Fa-f]{0,4}(?![0-9A-Fa-f:])"
+    r"(?<![0-9A-Fa-f:])(?:[0-9A-Fa-f]{0,4}:){2,7}[0-9A-Fa-f]{0,4}(?![0-9A-Fa-f:.])"
 )
 
 
@@ -284,6 +289,7 @@ def _mask_v6(m: re.Match[str]) -> str:
 
 def mask_ip_text(text: str) -> str:
     """Masks every IP address in free text to its /24 or /48 prefix (reject rows keep no IP)."""
+    text = _IPV6_DOTTED_RE.sub(_mask_v6, text)
     text = _IPV4_RE.sub(lambda m: m.group(1) + ".0", text)
     return _IPV6_RE.sub(_mask_v6, text)
 

@@ -83,7 +83,7 @@ def normalise_ip(client: str) -> str | None:
         return None
     try:
         packed = socket.inet_pton(socket.AF_INET6, client.strip("[]").split("%", 1)[0])
-    except OSError:
+    except (OSError, ValueError):  # ValueError: an embedded NUL
         return None
     if packed[:12] == _V4_MAPPED:
         return socket.inet_ntop(socket.AF_INET, packed[12:])

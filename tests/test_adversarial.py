@@ -54,7 +54,9 @@ CASES = [
 
 
 @pytest.mark.parametrize(("name", "lines", "reasons", "parsed"), CASES)
-def test_bad_lines_are_accounted(name: str, lines: int, reasons: set[str], parsed: int, tmp_path: Path) -> None:
+def test_bad_lines_are_accounted(
+    name: str, lines: int, reasons: set[str], parsed: int, tmp_path: Path
+) -> None:
     path = DATA / name
     r = ingest(path, tmp_path)
     assert r.balanced
@@ -71,7 +73,9 @@ def test_offsets_give_utc_instants(tmp_path: Path) -> None:
     con.close()
     # line 2 is 21/Nov 10:13:31 -0800 = 18:13:31 UTC; line 3 is 22/Nov 10:26:02 +1400 = 21/Nov 20:26 UTC
     assert rows[1][1] == dt.datetime(2026, 11, 21, 18, 13, 31, tzinfo=dt.UTC)
-    assert rows[2][1] == dt.datetime(2026, 11, 21, 20, 26, 2, tzinfo=dt.UTC) and rows[2][2] == dt.date(2026, 11, 21)
+    assert rows[2][1] == dt.datetime(2026, 11, 21, 20, 26, 2, tzinfo=dt.UTC) and rows[2][
+        2
+    ] == dt.date(2026, 11, 21)
 
 
 @pytest.mark.parametrize("name", ["truncated.log.gz", "truncated.log.zst"])
@@ -105,7 +109,12 @@ def _rss_of_ingest(path: Path, wh: Path) -> tuple[dict, int]:
     )
     import json
 
-    out = subprocess.run([sys.executable, "-c", code, str(path), str(wh)], capture_output=True, text=True, timeout=600)
+    out = subprocess.run(
+        [sys.executable, "-c", code, str(path), str(wh)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert out.returncode == 0, out.stderr[-2000:]
     report = json.loads(out.stdout.strip().splitlines()[-1])
     return report, report.pop("rss")

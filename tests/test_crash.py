@@ -97,10 +97,17 @@ def test_sigkill_then_rerun_equals_a_clean_run(
     assert not any((wh / ".staging").iterdir())
 
 
-def test_two_ingests_of_the_same_file_at_once_give_one_result(landing: Path, clean: Path, tmp_path: Path) -> None:
+def test_two_ingests_of_the_same_file_at_once_give_one_result(
+    landing: Path, clean: Path, tmp_path: Path
+) -> None:
     wh = tmp_path / "wh"
     procs = [
-        subprocess.Popen([DLCDN, "ingest", str(landing)], env=_env(wh), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        subprocess.Popen(
+            [DLCDN, "ingest", str(landing)],
+            env=_env(wh),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
         for _ in range(2)
     ]
     for p in procs:

@@ -299,6 +299,21 @@ def test_reject_raw_masks_addresses_and_keeps_text() -> None:
     assert out.rejects["raw"].to_list() == ["1.2.3.4 broke it"]
 
 
+def test_masking_mixed_ipv6_notation_is_stable() -> None:
+    # found by hypothesis: '::ffff:0:0' masked to '::ffff:0.0.0.0', and a second pass broke it
+    assert parse.mask_ip_text("::ffff:0:0") == "::ffff:0.0.0.0"
+    assert (
+        parse.mask_ip_text("::ffff:192.0.2.77 and 64:ff9b::203.0.113.9")
+        == "::ffff:192.0.2.0 and 64:ff9b::"
+    )
+
+
+def test_a_nul_inside_the_client_is_a_client_not_a_crash() -> None:
+    # found by hypothesis: inet_pton raised ValueError on an embedded NUL
+    out = run([b'::\x00 - - [20/Nov/2026:10:00:00 +0000] "GET / HTTP/1.1" 200 1 "-" "-"'])
+    assert out.requests.height + out.rejects.height == 1
+
+
 def test_invalid_utf8_raw_is_replaced_text() -> None:
     out = run([b"abc\xff\xfedef"])
     assert out.rejects["raw"].to_list() == ["abc\ufffd\ufffddef"]
