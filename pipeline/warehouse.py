@@ -20,6 +20,7 @@ import shutil
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -195,6 +196,10 @@ class Warehouse:
         stmts.append(
             f"CREATE OR REPLACE VIEW branches AS SELECT * FROM read_parquet('{root}/branches.parquet')"
         )
+        # Fastly POP locations (package data), for origin demand by place.
+        stmts.append(
+            f"CREATE OR REPLACE VIEW pops AS SELECT * FROM read_parquet('{root}/pops.parquet')"
+        )
         stmts.append(
             "CREATE OR REPLACE MACRO branch_status(b, d) AS CASE "
             "WHEN b IS NULL THEN NULL WHEN b = 'edge' THEN 'supported' "
@@ -205,15 +210,20 @@ class Warehouse:
         return stmts
 
     def write_calendar(self) -> None:
-        """Copies the shipped branch calendar into the warehouse for the `branches` view."""
+        """Copies the shipped reference tables (branch calendar, POP locations) into the warehouse
+        for the `branches` and `pops` views."""
         from pipeline.alpine import branch_calendar
 
         self.ensure()
-        dest = self.root / "branches.parquet"
-        cal = branch_calendar().select("branch", "released", "eol")
-        if dest.exists() and pl.read_parquet(dest).equals(cal):
-            return
-        atomic_write_parquet(cal, dest)
+        pops = pl.read_csv(resources.files("pipeline.data").joinpath("pops.csv").read_bytes())
+        for name, table in (
+            ("branches", branch_calendar().select("branch", "released", "eol")),
+            ("pops", pops),
+        ):
+            dest = self.root / f"{name}.parquet"
+            if dest.exists() and pl.read_parquet(dest).equals(table):
+                continue
+            atomic_write_parquet(table, dest)
 
 
 def _empty_select(schema: pl.Schema) -> str:

@@ -1,6 +1,8 @@
--- Requests, bytes and approximate unique clients per continent and country, for a date range.
--- Parameters: $start, $end (inclusive, YYYY-MM-DD). Unknown places stay NULL.
+-- Demand map: requests, bytes and approximate unique clients per period, continent and country.
+-- Parameters: $start, $end (inclusive dates), $grain ('day' | 'week' | 'month'; weeks are ISO,
+-- starting Monday). Unknown places stay NULL.
 SELECT
+    CAST(date_trunc($grain, date) AS DATE) AS period,
     continent,
     country,
     count(*) AS requests,
@@ -8,5 +10,5 @@ SELECT
     approx_count_distinct(client_id) AS clients
 FROM requests
 WHERE date BETWEEN CAST($start AS DATE) AND CAST($end AS DATE)
-GROUP BY continent, country
-ORDER BY requests DESC, continent, country
+GROUP BY ALL
+ORDER BY period, requests DESC, continent NULLS LAST, country NULLS LAST

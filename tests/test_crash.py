@@ -44,7 +44,7 @@ def _files(wh: Path) -> list[str]:
     return sorted(
         str(p.relative_to(wh))
         for p in wh.rglob("*.parquet")
-        if ".staging" not in p.parts and p.name != "branches.parquet"
+        if ".staging" not in p.parts and p.parent != wh  # top level: reference tables
     )
 
 

@@ -1,0 +1,7 @@
+-- Requests and bytes per repository (main, community, testing, releases, backports).
+-- Parameters: $start, $end (inclusive dates).
+SELECT repo, count(*) AS requests, CAST(sum(bytes) AS BIGINT) AS bytes
+FROM requests
+WHERE date BETWEEN CAST($start AS DATE) AND CAST($end AS DATE)
+GROUP BY repo
+ORDER BY requests DESC, repo NULLS LAST
