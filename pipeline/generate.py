@@ -944,6 +944,13 @@ def _path_vocab(
             size = int(pkg_size[p] * max(shrink, 0.6))
             put(f"{name}-{current[rb][p]}.apk", size)
             put(f"{name}-{stale[rb][p]}.apk", size)
+    def release_version(rb: int, k: int) -> str:
+        """Version k of release branch rb: a patch release (stable) or a dated snapshot (edge)."""
+        if rb < len(branches):
+            b = branches[rb]
+            return f"{b.major}.{b.minor}.{min(k, b.latest_patch)}"
+        return snapshots[min(k, len(snapshots) - 1)]
+
     # Release images: ((((rb * A + a) * FL + fl) * K + k) * 4 + ext); ext = image, .sha256,
     # .sha512, .asc. k = patch number (stable) or snapshot index (edge).
     off["f_rel"] = len(files)
@@ -951,13 +958,8 @@ def _path_vocab(
         for a, arch in enumerate(ARCHES):
             for fl, flavor in enumerate(FLAVORS):
                 for k in range(max_k):
-                    if rb < len(branches):
-                        b = branches[rb]
-                        version = f"{b.major}.{b.minor}.{min(k, b.latest_patch)}"
-                        age = len(branches) - rb
-                    else:
-                        version = snapshots[min(k, len(snapshots) - 1)]
-                        age = 0
+                    version = release_version(rb, k)
+                    age = len(branches) - rb if rb < len(branches) else 0
                     name = f"alpine-{flavor}-{version}-{arch}.{FLAVOR_EXT[fl]}"
                     size = int(FLAVOR_SIZE[fl] * ARCH_SIZE[a] * max(0.45, 1 - 0.04 * age)
                                * (1 + (_stable_hash(name) % 1000 - 500) / 10_000))  # fmt: skip
@@ -969,22 +971,14 @@ def _path_vocab(
     off["f_netboot"] = len(files)
     for rb in range(n_rb):
         for k in range(max_k):
-            if rb < len(branches):
-                b = branches[rb]
-                version = f"{b.major}.{b.minor}.{min(k, b.latest_patch)}"
-            else:
-                version = snapshots[min(k, len(snapshots) - 1)]
+            version = release_version(rb, k)
             for kfile, size in NETBOOT_FILES:
                 put(f"netboot-{version}/{kfile}", size)
     # Cloud images: ((((rb * K + k) * CL + cloud) * 2 + arch) * 2 + boot) * 2 + checksum.
     off["f_cloud"] = len(files)
     for rb in range(n_rb):
         for k in range(max_k):
-            if rb < len(branches):
-                b = branches[rb]
-                version = f"{b.major}.{b.minor}.{min(k, b.latest_patch)}"
-            else:
-                version = snapshots[min(k, len(snapshots) - 1)]
+            version = release_version(rb, k)
             for cloud, ext in CLOUDS:
                 for arch in ("x86_64", "aarch64"):
                     firmware = "uefi" if arch == "aarch64" or cloud == "aws" else "bios"
