@@ -20,13 +20,19 @@ from pipeline.cli import main
 @click.option(
     "--lines-per-day",
     type=click.IntRange(1000),
-    default=50_000,
+    default=20_000,
     show_default=True,
     help="Fastly lines on an ordinary weekday (the mirror log gets a tenth).",
 )
-@click.option("--days", type=click.IntRange(1, 60), default=7, show_default=True)
+@click.option(
+    "--days",
+    type=click.IntRange(7, 366),
+    default=28,
+    show_default=True,
+    help="Days of history, ending with the last complete ISO week (the forecast needs 14).",
+)
 def demo(base: Path, lines_per_day: int, days: int) -> None:
-    """The one-command tour: a synthetic week through every Dagster asset and check, in-process."""
+    """The one-command tour: synthetic weeks through every Dagster asset and check, in-process."""
     from assets.demo import run_demo
 
     if not run_demo(base, lines_per_day=lines_per_day, days=days, echo=click.echo):

@@ -3,6 +3,7 @@
 import dagster as dg
 
 from assets.checks import daily_traffic_quality, requests_quality
+from assets.decisions import egress_budget, mirror_placement
 from assets.ingest import requests
 from assets.jobs import daily_job, ingest_job, weekly_job
 from assets.resources import DlcdnResource
@@ -11,7 +12,7 @@ from assets.sensors import landing_sensor
 from assets.traffic import daily_traffic, weekly_traffic
 
 defs = dg.Definitions(
-    assets=[requests, daily_traffic, weekly_traffic],
+    assets=[requests, daily_traffic, weekly_traffic, mirror_placement, egress_budget],
     asset_checks=[requests_quality, daily_traffic_quality],
     jobs=[ingest_job, daily_job, weekly_job],
     schedules=[daily_schedule, weekly_schedule],

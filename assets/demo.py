@@ -83,13 +83,16 @@ def _all_ok(results: list[dg.ExecuteInProcessResult]) -> bool:
 
 
 def run_demo(
-    base: Path, lines_per_day: int = 50_000, days: int = 7, echo: Callable[[str], None] = print
+    base: Path, lines_per_day: int = 20_000, days: int = 28, echo: Callable[[str], None] = print
 ) -> bool:
+    """Generates `days` of logs ending with the last complete ISO week and runs every asset on them
+    (four weeks by default: the budget forecast needs two, placement looks at four)."""
     base = base.absolute()
     landing, wh_root = base / "landing", base / "warehouse"
     shutil.rmtree(wh_root, ignore_errors=True)
     shutil.rmtree(landing, ignore_errors=True)
-    start = demo_week()
+    week = demo_week()
+    start = week + dt.timedelta(days=7 - days)
     echo(f"1/4 generating {days} day(s) of SYNTHETIC dl-cdn logs from {start} into {landing}")
     generate(landing / "fastly", start, days, lines_per_day, fmt="fastly", seed=1, gzip=True)
     generate(
@@ -112,15 +115,15 @@ def run_demo(
     second = tick(instance, dlcdn, first.cursor)
     daily = [r for r in second.run_requests or [] if r.job_name == "daily_job"]
     ok = ok and _all_ok(run_requested(instance, dlcdn, daily, echo))
-    echo("4/4 the ISO week (weekly_traffic)")
+    echo(f"4/4 the ISO week of {week} (weekly_traffic, mirror_placement, egress_budget)")
     weekly = [
         dg.RunRequest(
-            run_key=f"demo-week:{start}", partition_key=start.isoformat(), job_name="weekly_job"
+            run_key=f"demo-week:{week}", partition_key=week.isoformat(), job_name="weekly_job"
         )
     ]
     ok = ok and _all_ok(run_requested(instance, dlcdn, weekly, echo))
 
-    end = start + dt.timedelta(days=days - 1)
+    start, end = week, week + dt.timedelta(days=6)
     frame = queries.run(
         wh_root,
         queries.sql_file("traffic_by_day"),
@@ -136,6 +139,7 @@ def run_demo(
         f'try:        DLCDN_WAREHOUSE={wh_root} dlcdn sql "SELECT file_kind, count(*) FROM requests GROUP BY ALL"'
     )
     echo(f"data docs:  {wh_root / 'data_docs' / 'index.html'}  (Great Expectations results)")
+    echo(f"decisions:  {wh_root / 'decisions'}  (also: dlcdn placement, dlcdn budget)")
     echo(
         "demo "
         + (

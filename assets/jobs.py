@@ -2,6 +2,7 @@
 
 import dagster as dg
 
+from assets.decisions import egress_budget, mirror_placement
 from assets.ingest import requests
 from assets.partitions import daily, landing_files, weekly
 from assets.traffic import daily_traffic, weekly_traffic
@@ -20,7 +21,7 @@ daily_job = dg.define_asset_job(
 )
 weekly_job = dg.define_asset_job(
     "weekly_job",
-    selection=dg.AssetSelection.assets(weekly_traffic),
+    selection=dg.AssetSelection.assets(weekly_traffic, mirror_placement, egress_budget),
     partitions_def=weekly,
-    description="Build one ISO week (Monday 06:00 UTC for the previous week).",
+    description="Build one ISO week and its decisions (Monday 06:00 UTC for the previous week).",
 )

@@ -91,12 +91,12 @@ def landing_sensor(context: dg.SensorEvaluationContext, dlcdn: DlcdnResource) ->
         fresh = fresh.filter(~fresh["file_id"].is_in(list(held)))
     if not fresh.is_empty():
         newest = fresh["ingested_at"].max()
-        days = sorted({d for ds in fresh["dates"].to_list() for d in ds})
-        this_week = dt.datetime.now(dt.UTC).date() - dt.timedelta(
-            days=dt.datetime.now(dt.UTC).weekday()
-        )
-        weeks = sorted({d - dt.timedelta(days=d.weekday()) for d in days} - {this_week})
-        weeks = [w for w in weeks if w < this_week]
+        today = dt.datetime.now(dt.UTC).date()
+        this_week = today - dt.timedelta(days=today.weekday())
+        # Days that have ended (today's partition exists tomorrow, when the daily schedule builds
+        # it) and ISO weeks that have ended (the Monday schedule builds the last one).
+        days = sorted({d for ds in fresh["dates"].to_list() for d in ds if d < today})
+        weeks = sorted({d - dt.timedelta(days=d.weekday()) for d in days if d < this_week})
         tag = newest.isoformat()  # type: ignore[union-attr]
         run_requests += [
             dg.RunRequest(

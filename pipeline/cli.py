@@ -288,6 +288,77 @@ def geoip(addresses: tuple[str, ...]) -> None:
             queries.print_frame(geo.lookup([normalise_ip(a) or a for a in addresses]))
 
 
+@main.command()
+@click.option(
+    "--start",
+    type=click.DateTime(["%Y-%m-%d"]),
+    help="First day of demand (default: 28 days before --end).",
+)
+@click.option(
+    "--end",
+    type=click.DateTime(["%Y-%m-%d"]),
+    help="Last day of demand (default: the last day with data).",
+)
+@click.option(
+    "--demand",
+    type=click.Choice(["client", "origin"]),
+    default="client",
+    show_default=True,
+    help="client: bytes by client location; origin: cache miss+pass bytes by POP (what T1 mirrors carry).",
+)
+@click.option(
+    "--k",
+    "k_max",
+    type=click.IntRange(1, 50),
+    default=5,
+    show_default=True,
+    help="Largest site set to rank.",
+)
+@click.option(
+    "--sites",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Sites file (YAML; default: the shipped pipeline/data/sites.yaml).",
+)
+def placement(
+    start: dt.datetime | None, end: dt.datetime | None, demand: str, k_max: int, sites: Path | None
+) -> None:
+    """Rank mirror site sets for k = 1..K by demand-weighted latency under capacity."""
+    from pipeline import decisions, queries
+
+    s = _settings()
+    r = decisions.placement_report(
+        s.warehouse,
+        start.date() if start else None,
+        end.date() if end else None,
+        demand,
+        k_max,
+        sites,
+    )
+    click.echo(
+        f"{r.demand_kind} demand {r.start} .. {r.end}: {r.demand_points:,} demand points "
+        f"(latency from great-circle distance, see pipeline/placement.py)"
+    )
+    click.echo(queries.format_frame(r.frame()))
+
+
+@main.command()
+@click.option(
+    "--budget-tb",
+    type=float,
+    default=None,
+    help="Monthly budget in TB (default: DLCDN_EGRESS_BUDGET_TB, 800).",
+)
+def budget(budget_tb: float | None) -> None:
+    """Egress per month: actuals, month-to-date projection, 6-month forecast vs budget, with backtest error."""
+    from pipeline import decisions
+
+    s = _settings()
+    r = decisions.budget_report(
+        s.warehouse, budget_tb if budget_tb is not None else s.egress_budget_tb
+    )
+    click.echo(r.text())
+
+
 def _progress():  # type: ignore[no-untyped-def]
     from rich.progress import (
         BarColumn,

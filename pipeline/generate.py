@@ -944,6 +944,7 @@ def _path_vocab(
             size = int(pkg_size[p] * max(shrink, 0.6))
             put(f"{name}-{current[rb][p]}.apk", size)
             put(f"{name}-{stale[rb][p]}.apk", size)
+
     def release_version(rb: int, k: int) -> str:
         """Version k of release branch rb: a patch release (stable) or a dated snapshot (edge)."""
         if rb < len(branches):

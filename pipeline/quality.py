@@ -88,6 +88,10 @@ def _run_suite(
     gx = _gx()
     with _lock:
         context = gx.get_context(mode="ephemeral")
+        # no progress bars on stderr: checks run unattended and log their own summary
+        from great_expectations.data_context.types.base import ProgressBarsConfig
+
+        context.variables.progress_bars = ProgressBarsConfig(globally=False)
         docs = wh.root / DOCS_DIR
         context.add_data_docs_site(
             site_name="local",

@@ -38,7 +38,8 @@ def format_frame(frame: pl.DataFrame) -> str:
     with pl.Config(
         tbl_rows=-1,
         tbl_cols=-1,
-        fmt_str_lengths=80,
+        fmt_str_lengths=120,
+        tbl_width_chars=1000,  # wrap nothing: the table is for reading, a terminal may scroll
         tbl_hide_dataframe_shape=True,
         tbl_hide_column_data_types=True,
         tbl_formatting="ASCII_MARKDOWN",

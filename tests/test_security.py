@@ -53,7 +53,7 @@ def test_secrets_never_reach_output_warehouse_or_dagster(tmp_path: Path) -> None
         (REPO / "dagster_home" / "dagster.yaml").read_text()
     )
     runs = [
-        [DLCDN, "demo", "--dir", str(tmp_path / "demo"), "--days", "1", "--lines-per-day", "1000"],
+        [DLCDN, "demo", "--dir", str(tmp_path / "demo"), "--days", "14", "--lines-per-day", "1000"],
         [DLCDN, "ingest", str(tmp_path / "demo" / "landing")],
         [DLCDN, "ingest", "--format", "nginx:$broken", str(tmp_path)],  # an error path
         [DLCDN, "sql", "SELECT * FROM duckdb_settings()"],

@@ -1,0 +1,75 @@
+"""Weekly decision assets: mirror placement and the egress budget, from the week's warehouse."""
+
+import datetime as dt
+
+import dagster as dg
+
+from assets.partitions import weekly
+from assets.resources import DlcdnResource
+from assets.traffic import weekly_traffic
+from pipeline import decisions, queries
+from pipeline.warehouse import atomic_write_parquet
+
+
+@dg.asset(
+    partitions_def=weekly,
+    group_name="decisions",
+    kinds={"python", "parquet"},
+    deps=[weekly_traffic],
+    description="Mirror site sets for k = 1..5 ranked on the four weeks of client demand ending "
+    "with this ISO week (pipeline/placement.py; sites from pipeline/data/sites.yaml).",
+)
+def mirror_placement(
+    context: dg.AssetExecutionContext, dlcdn: DlcdnResource
+) -> dg.MaterializeResult:
+    wh = dlcdn.open_warehouse()
+    end = dt.date.fromisoformat(context.partition_key) + dt.timedelta(days=6)
+    result = decisions.placement_report(wh.root, end - dt.timedelta(days=27), end, "client", 5)
+    frame = result.frame()
+    dest = wh.root / "decisions" / f"week={context.partition_key}" / "placement.parquet"
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_parquet(frame, dest)
+    best = result.steps[-1]
+    return dg.MaterializeResult(
+        metadata={
+            "path": dg.MetadataValue.path(str(dest)),
+            "demand_points": result.demand_points,
+            "best_sites": ", ".join(best.sites),
+            "share_within_50ms": dg.MetadataValue.float(round(best.share_within_50ms, 3)),
+            "preview": dg.MetadataValue.md(queries.format_frame(frame)),
+        }
+    )
+
+
+@dg.asset(
+    partitions_def=weekly,
+    group_name="decisions",
+    kinds={"python", "parquet"},
+    deps=[weekly_traffic],
+    description="Egress per month (edge and origin): actuals, month-to-date projection and a "
+    "6-month forecast against DLCDN_EGRESS_BUDGET_TB, with the backtest MAPE (pipeline/budget.py).",
+)
+def egress_budget(context: dg.AssetExecutionContext, dlcdn: DlcdnResource) -> dg.MaterializeResult:
+    wh = dlcdn.open_warehouse()
+    today = dt.date.fromisoformat(context.partition_key) + dt.timedelta(days=7)
+    result = decisions.budget_report(wh.root, dlcdn.settings().egress_budget_tb, today=today)
+    dest = wh.root / "decisions" / f"week={context.partition_key}" / "budget_monthly.parquet"
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_parquet(result.edge.monthly if result.edge else result.monthly, dest)
+    metadata: dict[str, object] = {
+        "path": dg.MetadataValue.path(str(dest)),
+        "preview": dg.MetadataValue.md("```\n" + result.text() + "\n```"),
+    }
+    if result.edge is not None:
+        metadata |= {
+            "method": result.edge.method,
+            "backtest_mape_monthly": dg.MetadataValue.float(
+                round(result.edge.backtest_mape_monthly, 4)
+            ),
+            "backtest_mape_daily": dg.MetadataValue.float(
+                round(result.edge.backtest_mape_daily, 4)
+            ),
+        }
+    else:
+        context.log.warning(str(result.note))
+    return dg.MaterializeResult(metadata=metadata)

@@ -1,0 +1,262 @@
+"""Mirror placement: known answers, capacity, infeasibility, latency model, MIP == brute force."""
+
+from __future__ import annotations
+
+import itertools
+import math
+from pathlib import Path
+
+import polars as pl
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from pipeline import placement
+from pipeline.placement import Site, brute_force, latency_ms, load_sites, place
+
+AMS = (52.37, 4.90)
+FRA = (50.11, 8.68)
+NYC = (40.71, -74.01)
+TOKYO = (35.68, 139.69)
+
+
+def demand(*rows: tuple[float, float, float]) -> pl.DataFrame:
+    return pl.DataFrame(rows, schema=["latitude", "longitude", "bytes"], orient="row")
+
+
+def site(name: str, at: tuple[float, float], cap: float = 1e6, cost: float = 1.0) -> Site:
+    return Site(name, at[0], at[1], capacity_tb=cap, cost_month=cost)
+
+
+# --- latency model ---
+
+
+def test_latency_amsterdam_frankfurt() -> None:
+    # rule: ~365 km great circle -> 5 ms base + 365 * 0.015 ms
+    ms = latency_ms(*AMS, *FRA)
+    km = (ms - placement.BASE_MS) / placement.MS_PER_KM
+    assert 355 < km < 375
+    assert ms == pytest.approx(placement.BASE_MS + km * 0.015)
+
+
+def test_latency_same_point_is_base_and_symmetric() -> None:
+    assert latency_ms(*AMS, *AMS) == pytest.approx(placement.BASE_MS)
+    assert latency_ms(*AMS, *TOKYO) == pytest.approx(latency_ms(*TOKYO, *AMS))
+    # antipodes: half the circumference
+    half = math.pi * placement.EARTH_RADIUS_KM
+    assert latency_ms(0, 0, 0, 180) == pytest.approx(placement.BASE_MS + half * placement.MS_PER_KM)
+
+
+def test_latency_matrix_matches_scalar() -> None:
+    import numpy as np
+
+    a = np.array([AMS, NYC, TOKYO])
+    b = np.array([FRA, (-33.9, 151.2)])
+    m = placement.latency_matrix_ms(a[:, 0], a[:, 1], b[:, 0], b[:, 1])
+    for i in range(3):
+        for j in range(2):
+            assert m[i, j] == pytest.approx(latency_ms(*a[i], *b[j]))
+
+
+# --- golden cases ---
+
+
+def test_two_clusters_three_sites_obvious_choice() -> None:
+    # rule: two demand clusters (Europe heavy, US lighter) -> k=1 Europe, k=2 Europe + US
+    d = demand((52.0, 5.0, 3e12), (52.5, 4.5, 3e12), (40.7, -74.0, 1e12), (40.0, -75.0, 1e12))
+    sites = [site("ams", AMS), site("nyc", NYC), site("tokyo", TOKYO)]
+    steps = place(d, sites, 3)
+    assert [s.sites for s in steps] == [("ams",), ("ams", "nyc"), ("ams", "nyc", "tokyo")]
+    assert [s.added for s in steps] == ["ams", "nyc", "tokyo"]
+    assert steps[0].gain_ms == 0.0
+    assert steps[1].gain_ms > 20 and steps[2].gain_ms == pytest.approx(0.0, abs=1e-9)
+    assert steps[1].share_within_50ms == pytest.approx(1.0)
+    assert steps[0].share_within_50ms == pytest.approx(0.75)
+    assert steps[1].cost_month == 2.0 and all(s.feasible for s in steps)
+    assert steps == brute_force(d, sites, 3)
+
+
+def test_capacity_binding_changes_the_answer() -> None:
+    # rule: the nearest site is too small, so the bigger site a bit further away wins k=1
+    d = demand((52.37, 4.90, 10e12))
+    small = [site("ams-small", AMS, cap=5), site("fra-big", FRA, cap=20)]
+    [step] = place(d, small, 1)
+    assert step.sites == ("fra-big",) and step.feasible
+    assert step.mean_latency_ms == pytest.approx(latency_ms(*AMS, *FRA))
+    # rule: with both open the demand is split: 5 TB at ~5 ms, 5 TB from Frankfurt
+    [_, two] = place(d, small, 2)
+    expected = 0.5 * placement.BASE_MS + 0.5 * latency_ms(*AMS, *FRA)
+    assert two.mean_latency_ms == pytest.approx(expected)
+    # without the capacity limit, Amsterdam alone would do
+    [free] = place(d, [site("ams-small", AMS), site("fra-big", FRA)], 1)
+    assert free.sites == ("ams-small",)
+
+
+def test_tb_scale_applies_to_capacity() -> None:
+    # rule: 1e12 bytes over a 10-day sample x3 = 3 TB/month, too much for a 2 TB site
+    d = demand((*AMS, 1e12))
+    sites = [site("ams", AMS, cap=2), site("fra", FRA, cap=5)]
+    assert place(d, sites, 1)[0].sites == ("ams",)
+    assert place(d, sites, 1, tb_per_month_scale=3.0)[0].sites == ("fra",)
+
+
+def test_infeasible_set_is_flagged() -> None:
+    # rule: 10 TB demand, sites of 4 TB: k=1,2 cannot cover it, k=3 can
+    d = demand((*AMS, 10e12))
+    sites = [site("a", AMS, cap=4), site("b", FRA, cap=4), site("c", NYC, cap=4)]
+    steps = place(d, sites, 3)
+    assert [s.feasible for s in steps] == [False, False, True]
+    # infeasible steps report the nearest-site (uncapacitated) figure: a lower bound
+    assert steps[0].sites == ("a",) and steps[0].mean_latency_ms == pytest.approx(5.0)
+    assert steps[2].mean_latency_ms > steps[1].mean_latency_ms  # capacity now costs latency
+    assert steps[2].gain_ms < 0
+
+
+def test_fixed_sites_are_always_in_and_start_k() -> None:
+    d = demand((*AMS, 1e12), (*NYC, 1e12))
+    sites = [site("ams", AMS), site("nyc", NYC), site("tokyo", TOKYO)]
+    steps = place(d, sites, 3, fixed=["tokyo", "nyc"])
+    assert [s.k for s in steps] == [2, 3]
+    assert steps[0].sites == ("nyc", "tokyo")
+    assert all("tokyo" in s.sites for s in steps)
+    with pytest.raises(ValueError, match="fixed"):
+        place(d, sites, 2, fixed=["nowhere"])
+
+
+def test_bad_demand_is_a_clear_error() -> None:
+    sites = [site("ams", AMS)]
+    with pytest.raises(ValueError, match="column"):
+        place(pl.DataFrame({"lat": [1.0]}), sites, 1)
+    with pytest.raises(ValueError, match="no bytes"):
+        place(demand((*AMS, 0.0)), sites, 1)
+
+
+# --- brute force equivalence ---
+
+coord = st.tuples(st.floats(-60, 70), st.floats(-179, 179))
+
+
+@st.composite
+def instances(draw: st.DrawFn) -> tuple[pl.DataFrame, list[Site], int]:
+    n_sites = draw(st.integers(1, 8))
+    n_points = draw(st.integers(1, 30))
+    points = [(*draw(coord), draw(st.floats(1e9, 1e13))) for _ in range(n_points)]
+    total_tb = sum(p[2] for p in points) / 1e12
+    sites = [
+        Site(
+            f"s{j}",
+            *draw(coord),
+            # capacities from a fraction to more than the whole demand: binding and infeasible too
+            capacity_tb=draw(st.floats(0.05, 1.5)) * total_tb,
+            cost_month=draw(st.floats(0, 5000)),
+        )
+        for j in range(n_sites)
+    ]
+    return demand(*points), sites, draw(st.integers(1, n_sites))
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(instances())
+def test_place_equals_brute_force(inst: tuple[pl.DataFrame, list[Site], int]) -> None:
+    d, sites, k_max = inst
+    got, want = place(d, sites, k_max), brute_force(d, sites, k_max)
+    assert len(got) == len(want)
+    for g, w in zip(got, want, strict=True):
+        assert g.k == w.k and g.feasible == w.feasible
+        assert g.mean_latency_ms == pytest.approx(w.mean_latency_ms, abs=1e-6, rel=1e-9)
+        if g.sites != w.sites:
+            # only allowed when another set ties: check the MIP's set is optimal too
+            runner_up = _objective(d, sites, g.sites, w.feasible)
+            assert runner_up == pytest.approx(w.mean_latency_ms, abs=1e-6)
+
+
+def _objective(d: pl.DataFrame, sites: list[Site], names: tuple[str, ...], cap: bool) -> float:
+    import numpy as np
+
+    inst = placement._instance(d, sites, 1.0, ())
+    idx = np.array([inst.names.index(n) for n in names])
+    return placement._assign(inst, idx, capacitated=cap)[0]
+
+
+def test_brute_force_matches_on_twelve_candidates() -> None:
+    # rule: the exact path equals brute force at the documented limit (12 candidates)
+    import numpy as np
+
+    rng = np.random.default_rng(7)
+    d = demand(
+        *[
+            (float(a), float(b), float(w))
+            for a, b, w in zip(
+                rng.uniform(-50, 65, 40),
+                rng.uniform(-170, 170, 40),
+                rng.uniform(1e11, 1e12, 40),
+                strict=True,
+            )
+        ]
+    )
+    total = float(d["bytes"].sum()) / 1e12
+    sites = [
+        site(
+            f"s{j}",
+            (float(rng.uniform(-50, 65)), float(rng.uniform(-170, 170))),
+            cap=float(rng.uniform(0.1, 0.5)) * total,
+        )
+        for j in range(12)
+    ]
+    got, want = place(d, sites, 6), brute_force(d, sites, 6)
+    assert [s.sites for s in got] == [s.sites for s in want]
+    for g, w in zip(got, want, strict=True):
+        assert g.mean_latency_ms == pytest.approx(w.mean_latency_ms, abs=1e-6)
+
+
+# --- the sites file ---
+
+
+def test_packaged_sites_file_is_valid() -> None:
+    sites = load_sites()
+    assert len(sites) >= 20
+    assert len({s.name for s in sites}) == len(sites)
+    assert any(s.existing for s in sites) and any(not s.existing for s in sites)
+    for s in sites:
+        assert -90 <= s.lat <= 90 and -180 <= s.lon <= 180
+        assert s.capacity_tb > 0 and s.cost_month >= 0
+    names = {s.name for s in sites}
+    assert {"colo-amsterdam", "colo-frankfurt", "Triple"} <= names
+
+
+@pytest.mark.parametrize(
+    ("text", "match"),
+    [
+        # rule: each bad entry is named by file and entry number
+        ("- {name: a, lat: 1, lon: 2, capacity_tb: 1}", r"entry 1 \(a\).*cost_month"),
+        ("- {name: a, lat: 91, lon: 2, capacity_tb: 1, cost_month: 1}", "'lat'"),
+        ("- {name: a, lat: 1, lon: 2, capacity_tb: yes, cost_month: 1}", "capacity_tb"),
+        ("- {name: a, lat: 1, lon: 2, capacity_tb: 1, cost_month: 1, colour: red}", "unknown"),
+        (
+            "- {name: a, lat: 1, lon: 2, capacity_tb: 1, cost_month: 1}\n"
+            "- {name: a, lat: 1, lon: 2, capacity_tb: 1, cost_month: 1}",
+            "entry 2.*duplicate",
+        ),
+        ("- just a string", "entry 1.*mapping"),
+        ("sites: [", "not valid YAML"),
+        ("{}", "non-empty list"),
+    ],
+)
+def test_bad_sites_file_names_file_and_entry(tmp_path: Path, text: str, match: str) -> None:
+    path = tmp_path / "sites.yaml"
+    path.write_text(text)
+    with pytest.raises(ValueError, match=match) as err:
+        load_sites(path)
+    assert str(path) in str(err.value)
+
+
+def test_missing_sites_file_is_a_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="cannot read"):
+        load_sites(tmp_path / "nope.yaml")
+
+
+def test_packaged_sites_place_end_to_end() -> None:
+    d = demand((*AMS, 50e12), (*NYC, 30e12), (*TOKYO, 10e12), (48.1, 11.6, 20e12))
+    steps = place(d, load_sites(), 4)
+    assert [s.k for s in steps] == [1, 2, 3, 4]
+    assert all(b.mean_latency_ms <= a.mean_latency_ms + 1e-9 for a, b in itertools.pairwise(steps))
