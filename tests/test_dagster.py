@@ -96,8 +96,14 @@ def test_sensor_new_unchanged_duplicate_grown_and_late_files(env) -> None:  # ty
     assert [(r.job_name, r.partition_key) for r in second.run_requests] == expected
     assert all(r.success for r in run_requested(instance, dlcdn, list(second.run_requests), print))
     assert tick(instance, dlcdn, second.cursor).run_requests == []
-    # files dated today: ingested now, aggregated by tomorrow's schedule (the partition does not
-    # exist before the day ends)
+    # a file dated today: ingested now, aggregated by tomorrow's schedule (the daily partition
+    # does not exist before the day ends), so the sensor asks for no daily run of today
+    (landing / "today.log").write_bytes(log_lines(today, 3, ip="203.0.113.40"))
+    t1 = tick(instance, dlcdn, second.cursor)
+    assert all(r.success for r in run_requested(instance, dlcdn, list(t1.run_requests), print))
+    t2 = tick(instance, dlcdn, t1.cursor)
+    assert t2.run_requests == []
+    second = t2
 
     # the same content under another name triggers nothing
     shutil.copy(landing / "a.log", landing / "a-copy.log")
