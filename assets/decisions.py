@@ -52,7 +52,10 @@ def mirror_placement(
 def egress_budget(context: dg.AssetExecutionContext, dlcdn: DlcdnResource) -> dg.MaterializeResult:
     wh = dlcdn.open_warehouse()
     today = dt.date.fromisoformat(context.partition_key) + dt.timedelta(days=7)
-    result = decisions.budget_report(wh.root, dlcdn.settings().egress_budget_tb, today=today)
+    s = dlcdn.settings()
+    result = decisions.budget_report(
+        wh.root, s.egress_budget_tb, today=today, price_table=s.price_table
+    )
     dest = wh.root / "decisions" / f"week={context.partition_key}" / "budget_monthly.parquet"
     dest.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_parquet(result.edge.monthly if result.edge else result.monthly, dest)

@@ -354,7 +354,9 @@ def budget(budget_tb: float | None) -> None:
 
     s = _settings()
     r = decisions.budget_report(
-        s.warehouse, budget_tb if budget_tb is not None else s.egress_budget_tb
+        s.warehouse,
+        budget_tb if budget_tb is not None else s.egress_budget_tb,
+        price_table=s.price_table,
     )
     click.echo(r.text())
 

@@ -109,9 +109,20 @@ class BudgetResult:
 
 
 def budget_report(
-    wh_root: Path, budget_tb: float = 800.0, today: dt.date | None = None
+    wh_root: Path,
+    budget_tb: float = 800.0,
+    today: dt.date | None = None,
+    price_table: str | None = None,
 ) -> BudgetResult:
-    """Monthly actuals, month-to-date projection and a 6-month forecast, edge and origin."""
+    """Monthly actuals, month-to-date projection and a 6-month forecast, edge and origin.
+
+    `price_table` is the DLCDN_PRICE_TABLE text (None: the placeholder tiers)."""
+    try:
+        prices = (
+            budget.parse_price_table(price_table) if price_table else budget.PRICE_TABLE_DEFAULT
+        )
+    except ValueError as e:
+        raise ValueError(f"DLCDN_PRICE_TABLE: {e}") from None
     lo, hi = data_range(wh_root)
     daily = queries.run(
         wh_root, queries.sql_file("egress_daily"), {"start": lo.isoformat(), "end": hi.isoformat()}
@@ -126,12 +137,15 @@ def budget_report(
     if days < MIN_FORECAST_DAYS:
         note = f"{days} day(s) of history: a forecast needs at least {MIN_FORECAST_DAYS}."
         return BudgetResult(monthly, None, None, note)
-    edge = budget.forecast(daily.select("date", "bytes"), budget_tb=budget_tb, today=today)
+    edge = budget.forecast(
+        daily.select("date", "bytes"), budget_tb=budget_tb, today=today, price_table=prices
+    )
     origin = None
     if daily["requests_with_cache_state"].sum() > 0:
         origin = budget.forecast(
             daily.select("date", pl.col("origin_bytes").alias("bytes")),
             budget_tb=budget_tb,
             today=today,
+            price_table=prices,
         )
     return BudgetResult(monthly, edge, origin)

@@ -30,6 +30,9 @@ class Settings:
     keep_raw_ip: bool = False
     reject_ratio_max: float = 0.01
     egress_budget_tb: float = 800.0
+    # Egress price tiers, `UP_TO_TB:EUR_PER_TB,...,inf:EUR_PER_TB` (pipeline.budget); None: the
+    # placeholder table.
+    price_table: str | None = None
     smtp_host: str | None = None
     smtp_port: int | None = None
     smtp_user: str | None = None
@@ -130,6 +133,7 @@ def load(env: Mapping[str, str] | None = None) -> Settings:
         keep_raw_ip=_bool("DLCDN_KEEP_RAW_IP", get("DLCDN_KEEP_RAW_IP") or False),
         reject_ratio_max=_number("DLCDN_REJECT_RATIO_MAX", get("DLCDN_REJECT_RATIO_MAX") or 0.01),
         egress_budget_tb=_number("DLCDN_EGRESS_BUDGET_TB", get("DLCDN_EGRESS_BUDGET_TB") or 800.0),
+        price_table=str(get("DLCDN_PRICE_TABLE")) if get("DLCDN_PRICE_TABLE") else None,
         smtp_host=str(get("DLCDN_SMTP_HOST")) if get("DLCDN_SMTP_HOST") else None,
         smtp_port=int(_number("DLCDN_SMTP_PORT", port, int)) if port else None,
         smtp_user=str(get("DLCDN_SMTP_USER")) if get("DLCDN_SMTP_USER") else None,

@@ -38,12 +38,12 @@ def wh(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp / "wh"
 
 
-def _run(wh: Path, *args: str) -> str:
+def _run(wh: Path, *args: str, ok: bool = True, **extra_env: str) -> str:
     env = {k: v for k, v in os.environ.items() if not k.startswith("DLCDN_")}
-    env |= {"DLCDN_WAREHOUSE": str(wh), "DLCDN_IP_KEY": "decisions-key-0123456789"}
+    env |= {"DLCDN_WAREHOUSE": str(wh), "DLCDN_IP_KEY": "decisions-key-0123456789", **extra_env}
     out = subprocess.run([DLCDN, *args], env=env, capture_output=True, text=True, timeout=300)
-    assert out.returncode == 0, out.stderr[-2000:]
-    return out.stdout
+    assert (out.returncode == 0) == ok, out.stderr[-2000:]
+    return out.stdout + out.stderr
 
 
 def test_placement_prints_a_ranked_table(wh: Path) -> None:
@@ -62,6 +62,10 @@ def test_budget_prints_edge_and_origin_with_backtest(wh: Path) -> None:
     assert "EDGE EGRESS" in out and "ORIGIN EGRESS" in out
     assert "MAPE" in out
     assert "OVER" in out  # 10 GB a month is far below this traffic
+    # a price table from the setting, and a bad one named in a one-line error
+    assert _run(wh, "budget", DLCDN_PRICE_TABLE="inf:1000") != out
+    bad = _run(wh, "budget", ok=False, DLCDN_PRICE_TABLE="cheap")
+    assert "DLCDN_PRICE_TABLE" in bad and "Traceback" not in bad
 
 
 def test_weekly_decision_assets(wh: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
