@@ -21,11 +21,14 @@ $(VENV)/.installed: requirements.lock pyproject.toml
 	$(BIN)/python -m pipeline.geoip install-default
 	touch $@
 
-# Debian tools the tests use: GoAccess is the independent analyzer the parser is checked against.
+# Debian tools the tests use: GoAccess is the independent analyzer the parser is checked against;
+# Chromium renders the weekly report's HTML to check it displays.
 system-deps:
-	@command -v goaccess >/dev/null || { \
-	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq goaccess >/dev/null; \
-	  else echo "make: the tests need GoAccess (Debian package goaccess): sudo apt-get install goaccess" >&2; exit 1; fi; }
+	@missing=""; command -v goaccess >/dev/null || missing="goaccess"; \
+	command -v chromium >/dev/null || missing="$$missing chromium"; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq $$missing >/dev/null; \
+	  else echo "make: the tests need Debian packages:$$missing (sudo apt-get install$$missing)" >&2; exit 1; fi; fi
 
 demo: setup
 	$(BIN)/dlcdn demo

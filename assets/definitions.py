@@ -6,13 +6,22 @@ from assets.checks import daily_traffic_quality, requests_quality
 from assets.decisions import egress_budget, mirror_placement
 from assets.ingest import requests
 from assets.jobs import daily_job, ingest_job, weekly_job
+from assets.report import weekly_report, weekly_report_email
 from assets.resources import DlcdnResource
 from assets.schedules import daily_schedule, weekly_schedule
 from assets.sensors import landing_sensor
 from assets.traffic import daily_traffic, weekly_traffic
 
 defs = dg.Definitions(
-    assets=[requests, daily_traffic, weekly_traffic, mirror_placement, egress_budget],
+    assets=[
+        requests,
+        daily_traffic,
+        weekly_traffic,
+        mirror_placement,
+        egress_budget,
+        weekly_report,
+        weekly_report_email,
+    ],
     asset_checks=[requests_quality, daily_traffic_quality],
     jobs=[ingest_job, daily_job, weekly_job],
     schedules=[daily_schedule, weekly_schedule],

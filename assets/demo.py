@@ -115,7 +115,9 @@ def run_demo(
     second = tick(instance, dlcdn, first.cursor)
     daily = [r for r in second.run_requests or [] if r.job_name == "daily_job"]
     ok = ok and _all_ok(run_requested(instance, dlcdn, daily, echo))
-    echo(f"4/4 the ISO week of {week} (weekly_traffic, mirror_placement, egress_budget)")
+    echo(
+        f"4/4 the ISO week of {week}: weekly_traffic, mirror_placement, egress_budget, weekly_report(_email)"
+    )
     weekly = [
         dg.RunRequest(
             run_key=f"demo-week:{week}", partition_key=week.isoformat(), job_name="weekly_job"
@@ -140,6 +142,14 @@ def run_demo(
     )
     echo(f"data docs:  {wh_root / 'data_docs' / 'index.html'}  (Great Expectations results)")
     echo(f"decisions:  {wh_root / 'decisions'}  (also: dlcdn placement, dlcdn budget)")
+    iso = f"{week.isocalendar().year}-W{week.isocalendar().week:02d}"
+    echo(f"report:     {wh_root / 'reports' / iso / 'report.html'}")
+    outbox = (
+        "sent"
+        if os.environ.get("DLCDN_SMTP_HOST")
+        else "no DLCDN_SMTP_HOST set: the outbox is the result"
+    )
+    echo(f"mail:       {wh_root / 'outbox' / (iso + '.eml')}  ({outbox})")
     echo(
         "demo "
         + (

@@ -5,6 +5,7 @@ import dagster as dg
 from assets.decisions import egress_budget, mirror_placement
 from assets.ingest import requests
 from assets.partitions import daily, landing_files, weekly
+from assets.report import weekly_report, weekly_report_email
 from assets.traffic import daily_traffic, weekly_traffic
 
 ingest_job = dg.define_asset_job(
@@ -21,7 +22,9 @@ daily_job = dg.define_asset_job(
 )
 weekly_job = dg.define_asset_job(
     "weekly_job",
-    selection=dg.AssetSelection.assets(weekly_traffic, mirror_placement, egress_budget),
+    selection=dg.AssetSelection.assets(
+        weekly_traffic, mirror_placement, egress_budget, weekly_report, weekly_report_email
+    ),
     partitions_def=weekly,
     description="Build one ISO week and its decisions (Monday 06:00 UTC for the previous week).",
 )

@@ -20,13 +20,19 @@ class DlcdnGroup(click.Group):
     def invoke(self, ctx: click.Context) -> object:
         try:
             return super().invoke(ctx)
-        except (InputError, SettingError, ValueError, OSError) as e:
+        except (InputError, SettingError, ValueError, OSError, _mail_error()) as e:
             click.echo(f"dlcdn: error: {e}", err=True)
             sys.exit(2)
         except _duckdb_errors() as e:
             first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
             click.echo(f"dlcdn: SQL error: {first}", err=True)
             sys.exit(2)
+
+
+def _mail_error() -> type[BaseException]:
+    from pipeline.mail import MailError
+
+    return MailError
 
 
 def _duckdb_errors() -> tuple[type[BaseException], ...]:
@@ -359,6 +365,32 @@ def budget(budget_tb: float | None) -> None:
         price_table=s.price_table,
     )
     click.echo(r.text())
+
+
+@main.command()
+@click.option("--week", required=True, help="ISO week, e.g. 2026-W47 (Monday to Sunday, UTC).")
+@click.option(
+    "--send",
+    is_flag=True,
+    help="Mail it (DLCDN_SMTP_*); without, it is written and left in the outbox.",
+)
+@click.option("--force", is_flag=True, help="Send even if this week was already sent.")
+def report(week: str, send: bool, force: bool) -> None:
+    """Build the weekly traffic report (HTML with charts, text, CSVs) and optionally mail it."""
+    from pipeline import mail
+    from pipeline import report as report_mod
+
+    s = _settings()
+    r = report_mod.build(s.warehouse, week, budget_tb=s.egress_budget_tb, price_table=s.price_table)
+    html = report_mod.write(r, Path(s.warehouse) / "reports" / week)
+    click.echo(f"{r.subject}\nreport: {html}")
+    message = report_mod.to_email(r, s.report_from, s.report_to)
+    outbox = Path(s.warehouse) / "outbox"
+    if not send:
+        click.echo(f"outbox: {mail.write_outbox(outbox, week, message)} (not sent; use --send)")
+        return
+    outcome = mail.deliver(message, week, outbox, s, force=force)
+    click.echo(f"{outcome.status}: {outcome.eml} to {', '.join(outcome.recipients) or '(nobody)'}")
 
 
 def _progress():  # type: ignore[no-untyped-def]

@@ -396,3 +396,20 @@ def test_placement_origin_demand(wh: Path) -> None:
         (52.31, 4.76, "AMS", 600_000, 1),
         (38.94, -77.46, "IAD", 200_000, 1),
     ]
+
+
+def test_report_headline(wh: Path) -> None:
+    # 16-17 Nov: 18 requests from 7 addresses; MISS/PASS bytes 1,000,000 + 200,000 + 3,000,000
+    assert rows(wh, "report_headline", start="2026-11-16", end="2026-11-22") == [
+        (18, 55_700_000, 7, 4_200_000)
+    ]
+    assert rows(wh, "report_headline", start="2027-01-04", end="2027-01-10") == [(0, 0, 0, 0)]
+
+
+def test_report_quality(wh: Path) -> None:
+    # one file of 21 lines, all parsed; it was ingested today, after the last day it holds (23 Nov)
+    # plus one: a late file
+    assert rows(wh, "report_quality") == [(1, 21, 21, 0, 0.0, 1)]
+    assert rows(wh, "report_quality", start="2027-01-04", end="2027-01-10") == [
+        (0, 0, 0, 0, 0.0, 0)
+    ]

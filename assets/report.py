@@ -1,0 +1,93 @@
+"""Weekly report assets: the report for an ISO week, then its mail (Monday 06:00 UTC)."""
+
+import datetime as dt
+import email
+import email.policy
+from email.message import EmailMessage
+from pathlib import Path
+
+import dagster as dg
+
+from assets.decisions import egress_budget, mirror_placement
+from assets.partitions import weekly
+from assets.resources import DlcdnResource
+from assets.traffic import weekly_traffic
+from pipeline import mail
+from pipeline import report as report_mod
+from pipeline.aggregates import iso_week_start
+
+
+def _iso_week(partition_key: str) -> str:
+    """The weekly partition key (its Monday) as an ISO week name: 2026-11-16 -> 2026-W47."""
+    year, week, _ = dt.date.fromisoformat(partition_key).isocalendar()
+    return f"{year}-W{week:02d}"
+
+
+def _outbox_message(outbox: Path, week: str) -> EmailMessage:
+    """The week's message as weekly_report left it in the outbox (or already sent)."""
+    for path in (outbox / f"{week}.eml", outbox / "sent" / f"{week}.eml"):
+        if path.exists():
+            return email.message_from_bytes(path.read_bytes(), policy=email.policy.default)  # type: ignore[return-value]
+    raise dg.Failure(
+        description=f"no message for {week} in {outbox}: materialize weekly_report first"
+    )
+
+
+@dg.asset(
+    partitions_def=weekly,
+    group_name="report",
+    kinds={"html"},
+    deps=[weekly_traffic, mirror_placement, egress_budget],
+    description="The weekly traffic report (HTML with inline charts, text, CSV tables) in "
+    "<warehouse>/reports/<ISO week>/; every number from a named sql/ file.",
+)
+def weekly_report(context: dg.AssetExecutionContext, dlcdn: DlcdnResource) -> dg.MaterializeResult:
+    week = _iso_week(context.partition_key)
+    assert iso_week_start(week).isoformat() == context.partition_key
+    s = dlcdn.settings()
+    wh = dlcdn.open_warehouse()
+    r = report_mod.build(wh.root, week, budget_tb=s.egress_budget_tb, price_table=s.price_table)
+    html = report_mod.write(r, wh.root / "reports" / week)
+    eml = mail.write_outbox(
+        wh.root / "outbox", week, report_mod.to_email(r, s.report_from, s.report_to)
+    )
+    return dg.MaterializeResult(
+        metadata={
+            "report": dg.MetadataValue.path(str(html)),
+            "eml": dg.MetadataValue.path(str(eml)),
+            "subject": r.subject,
+            "charts": len(r.images),
+            "preview": dg.MetadataValue.md("```\n" + r.text[:3000] + "\n```"),
+        }
+    )
+
+
+@dg.asset(
+    partitions_def=weekly,
+    group_name="report",
+    kinds={"email"},
+    deps=[weekly_report],
+    description="Mails the week's report once (DLCDN_SMTP_*): written to the outbox first, retried "
+    "with backoff, recorded as sent; a failure leaves it in the outbox and fails the run.",
+)
+def weekly_report_email(
+    context: dg.AssetExecutionContext, dlcdn: DlcdnResource
+) -> dg.MaterializeResult:
+    week = _iso_week(context.partition_key)
+    s = dlcdn.settings()
+    outbox = dlcdn.open_warehouse().root / "outbox"
+    message = _outbox_message(outbox, week)
+    try:
+        outcome = mail.deliver(message, week, outbox, s)
+    except mail.MailError as e:
+        raise dg.Failure(description=str(e)) from None
+    context.log.info(f"report {week}: {outcome.status} ({outcome.eml})")
+    return dg.MaterializeResult(
+        metadata={
+            "status": outcome.status,
+            "eml": dg.MetadataValue.path(str(outcome.eml)),
+            "recipients": ", ".join(outcome.recipients),
+            "message_id": outcome.message_id,
+            "attempts": outcome.attempts,
+        }
+    )
