@@ -9,7 +9,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -18,6 +17,7 @@ from pathlib import Path
 
 import dagster as dg
 import pytest
+from netutil import free_port
 
 from assets.definitions import defs
 from assets.demo import run_requested, tick
@@ -203,12 +203,6 @@ def test_backfill_of_three_days_from_the_command_line(env, tmp_path: Path) -> No
     ]
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _default_signals() -> None:
     # a process started in the background inherits ignored SIGINT/SIGTERM; restore them
     signal.signal(signal.SIGINT, signal.SIG_DFL)
@@ -216,7 +210,7 @@ def _default_signals() -> None:
 
 
 def test_web_server_starts_on_localhost_and_stops_by_pid(env) -> None:  # type: ignore[no-untyped-def]
-    port = _free_port()
+    port = free_port()
     proc = subprocess.Popen(
         [
             str(BIN / "dagster-webserver"),

@@ -7,7 +7,6 @@ import gzip
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -17,6 +16,7 @@ from pathlib import Path
 import dagster as dg
 import pyarrow.fs as pafs
 import pytest
+from netutil import free_port
 
 from assets.demo import run_requested, tick
 from assets.resources import DlcdnResource
@@ -26,15 +26,9 @@ REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def s3(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
-    port = _free_port()
+    port = free_port()
     proc = subprocess.Popen(
         [str(BIN / "moto_server"), "-H", "127.0.0.1", "-p", str(port)],
         stdout=subprocess.DEVNULL,

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import polars as pl
 import pytest
+from netutil import free_port
 
 from pipeline import queries, report
 from pipeline.generate import generate
@@ -140,14 +141,6 @@ class _Inbox:
         return "250 OK"
 
 
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _env(wh: Path, port: int) -> dict[str, str]:
     import os
 
@@ -171,7 +164,7 @@ def test_report_is_mailed_exactly_once_over_real_smtp(wh: Path) -> None:
     from aiosmtpd.controller import Controller
 
     dlcdn = str(Path(sys.executable).parent / "dlcdn")
-    port = _free_port()
+    port = free_port()
     env = _env(wh, port)
     # the server is down: the message stays in the outbox and the command fails, naming the server
     down = subprocess.run(
@@ -239,7 +232,7 @@ def test_a_failed_send_fails_the_dagster_run(
 
     work = tmp_path / "wh"
     shutil.copytree(wh, work, ignore=shutil.ignore_patterns("outbox", "reports"))
-    for k, v in _env(work, _free_port()).items():
+    for k, v in _env(work, free_port()).items():
         monkeypatch.setenv(k, v)
     home = tmp_path / "dagster_home"
     home.mkdir()
