@@ -1465,22 +1465,21 @@ def _block(
         body[purge] = 46
     proto = _inverse_cdf(PROTO_CDF, beh, rng.random(n))
 
+    # The columns both formats write; each adds its own and lays the line out.
+    shared = {
+        "ip": vocab.ips.gather(client),
+        "method": vocab.methods.gather(cols.method),
+        "prefix": vocab.prefix.gather(cols.prefix),
+        "file": vocab.files.gather(cols.file),
+        "query": vocab.queries.gather(cols.query),
+        "proto": vocab.protocols.gather(proto),
+        "status": cols.status,
+        "bytes": body,
+        "referer": vocab.referers.gather(cols.referer),
+        "ua": vocab.uas.gather(world.clients.ua[client]),
+    }
     if fmt == "combined":
-        frame = pl.DataFrame(
-            {
-                "ip": vocab.ips.gather(client),
-                "time": ctx.time_text.gather(ts_ms // 1000),
-                "method": vocab.methods.gather(cols.method),
-                "prefix": vocab.prefix.gather(cols.prefix),
-                "file": vocab.files.gather(cols.file),
-                "query": vocab.queries.gather(cols.query),
-                "proto": vocab.protocols.gather(proto),
-                "status": cols.status,
-                "bytes": body,
-                "referer": vocab.referers.gather(cols.referer),
-                "ua": vocab.uas.gather(world.clients.ua[client]),
-            }
-        )
+        frame = pl.DataFrame({**shared, "time": ctx.time_text.gather(ts_ms // 1000)})
         line = pl.concat_str(
             pl.col("ip"), pl.lit(" - - ["), pl.col("time"), pl.lit('] "'), pl.col("method"),
             pl.lit(" "), pl.col("prefix"), pl.col("file"), pl.col("query"), pl.lit(" "),
@@ -1494,19 +1493,10 @@ def _block(
         node = pop * NODES_PER_POP + rng.integers(0, NODES_PER_POP, n)
         frame = pl.DataFrame(
             {
+                **shared,
                 "sec": ctx.time_text.gather(ts_ms // 1000),
                 "ms": vocab.digits3.gather(ts_ms % 1000),
                 "node": vocab.nodes.gather(node),
-                "ip": vocab.ips.gather(client),
-                "method": vocab.methods.gather(cols.method),
-                "prefix": vocab.prefix.gather(cols.prefix),
-                "file": vocab.files.gather(cols.file),
-                "query": vocab.queries.gather(cols.query),
-                "proto": vocab.protocols.gather(proto),
-                "status": cols.status,
-                "bytes": body,
-                "ua": vocab.uas.gather(world.clients.ua[client]),
-                "referer": vocab.referers.gather(cols.referer),
                 "pop": vocab.pops.gather(pop),
                 "state": vocab.states.gather(state),
                 "elapsed": elapsed,
