@@ -281,6 +281,12 @@ def _mask_v6(m: re.Match[str]) -> str:
     try:
         addr = ipaddress.IPv6Address(text)
     except ValueError:
+        # Not a whole address: a line cut inside one ("2403:edc0:3f17:1598") still names a /64.
+        # Keep its first 48 bits when it looks like one (three or more full hextets: clock times
+        # like 10:00:00 never do); leave other colon text alone.
+        groups = text.split(":")
+        if sum(len(g) == 4 for g in groups) >= 3:
+            return ":".join(groups[:3]) + "::"
         return text
     if addr.ipv4_mapped is not None:
         return "::ffff:" + privacy.network_of(str(addr.ipv4_mapped)).removesuffix("/24")

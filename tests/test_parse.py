@@ -308,6 +308,12 @@ def test_masking_mixed_ipv6_notation_is_stable() -> None:
     )
 
 
+def test_masking_a_cut_ipv6_address_keeps_48_bits() -> None:
+    # found in the make demo warehouse: a truncated line ended inside an IPv6 client address
+    assert parse.mask_ip_text("2403:edc0:3f17:1598") == "2403:edc0:3f17::"
+    assert parse.mask_ip_text("[20/Nov/2026:10:00:00 +0000]") == "[20/Nov/2026:10:00:00 +0000]"
+
+
 def test_a_nul_inside_the_client_is_a_client_not_a_crash() -> None:
     # found by hypothesis: inet_pton raised ValueError on an embedded NUL
     out = run([b'::\x00 - - [20/Nov/2026:10:00:00 +0000] "GET / HTTP/1.1" 200 1 "-" "-"'])
