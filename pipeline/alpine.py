@@ -7,7 +7,6 @@ agents: a day of dl-cdn has far fewer of those than requests.
 
 from __future__ import annotations
 
-import datetime as dt
 from functools import cache
 from importlib import resources
 
@@ -157,14 +156,3 @@ def resolve_latest_stable(dates: pl.Series) -> pl.DataFrame:
         .join_asof(cal, left_on="date", right_on="released", strategy="backward")
         .select("date", pl.col("branch").alias("latest_stable"))
     )
-
-
-def is_supported(branch: str, on: dt.date) -> bool | None:
-    """Whether a branch was supported on a date; edge always; unknown branches None."""
-    if branch == "edge":
-        return True
-    row = branch_calendar().filter(pl.col("branch") == branch)
-    if row.is_empty():
-        return None
-    released, eol = row["released"][0], row["eol"][0]
-    return released <= on and (eol is None or on < eol)
