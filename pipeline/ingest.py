@@ -36,10 +36,11 @@ from pipeline.warehouse import PartitionWriter, Warehouse, new_staging
 # ingest date, so that a file of garbage cannot hold memory.
 MAX_PENDING_REJECTS = 100_000
 
-# Two parser threads match the two cores of the reference server; three batches of 8 MiB in
-# flight keep peak RSS near 0.8 GiB (most of it allocator caches and the mapped GeoIP database).
+# Two parser threads match the two cores of the reference server; two batches of 8 MiB in flight
+# keep peak RSS under 1 GiB (most of it allocator caches, the fact caches and the mapped GeoIP
+# database; see benchmarks/README.md).
 PARSE_THREADS = 2
-PARSE_AHEAD = 3
+PARSE_AHEAD = 2
 
 Progress = Callable[[int, int], None]  # (lines so far, decompressed bytes so far)
 

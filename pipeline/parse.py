@@ -40,41 +40,69 @@ class Geolocator:
 
 
 class FactCache:
-    """Fact rows keyed by one column, computed once per key, shared by the batches of a file.
+    """Fact rows keyed by one column, computed once per key and shared by the batches of a file.
 
-    Lookups cost per batch, not per file: membership is a set, the rows are kept as chunks and
-    joined (zero-copy concat, then a semi-join) against the batch's distinct keys only.
+    A batch costs two joins against the cached rows (in polars, no per-value Python), and the
+    compute function runs on the keys never seen before only. Past `max_rows` the cache starts
+    over, so memory stays bounded however many distinct keys a file has.
     """
 
-    def __init__(self, key: str) -> None:
+    _HASH = "__key_hash"
+
+    def __init__(self, key: str, max_rows: int = 1_000_000) -> None:
         self.key = key
-        self.chunks: list[pl.DataFrame] = []
-        self.seen: set[str] = set()
+        self.max_rows = max_rows
+        self.table: pl.DataFrame | None = None  # fact rows plus the key's 64-bit hash
         self.lock = threading.Lock()
+
+    def _hashed(self, frame: pl.DataFrame) -> pl.DataFrame:
+        return frame.with_columns(pl.col(self.key).hash().alias(self._HASH))
 
     def lookup(
         self, values: pl.Series, compute: Callable[[pl.Series], pl.DataFrame]
     ) -> pl.DataFrame:
         """The fact rows of every distinct non-null value of `values`."""
-        distinct = values.drop_nulls().unique().rename(self.key)
+        distinct = self._hashed(values.drop_nulls().unique().rename(self.key).to_frame())
         with self.lock:
-            new = [v for v in distinct.to_list() if v not in self.seen]
-        if new:
-            rows = compute(pl.Series(self.key, new, dtype=pl.String))
-            with self.lock:
-                fresh = [v for v in new if v not in self.seen]  # another thread may have won
-                self.seen.update(fresh)
-                if len(fresh) < len(new):
-                    rows = rows.filter(pl.col(self.key).is_in(fresh))
-                self.chunks.append(rows)
-                if len(self.chunks) > 64:
-                    self.chunks = [pl.concat(self.chunks)]
+            table = self.table
+        if table is None:
+            known, missing = None, distinct[self.key]
+        else:
+            known = self._among(table, distinct)
+            if known.height == distinct.height:
+                return known.drop(self._HASH)
+            missing = distinct.join(known.select(self.key), on=self.key, how="anti")[self.key]
+        rows = self._hashed(compute(missing))
+        self._add(rows)
+        out = rows if known is None else pl.concat([known, rows])
+        return out.drop(self._HASH)
+
+    def _among(self, table: pl.DataFrame, keys: pl.DataFrame) -> pl.DataFrame:
+        """The rows of `table` whose key is in `keys` (a frame with the key and its hash).
+
+        The cache is probed by the integer hash of the batch's keys (a semi join hashes the
+        small side and streams the cache past it; a string join would hash the whole cache every
+        batch), then the few candidates are checked on the key itself, so a hash collision
+        cannot hand one key another's facts.
+        """
+        candidates = table.join(keys.select(self._HASH), on=self._HASH, how="semi")
+        return candidates.join(keys.select(self.key), on=self.key, how="semi")
+
+    def _add(self, rows: pl.DataFrame) -> None:
+        # Text taken from a batch is a view into that batch's buffers: kept as it is, each cached
+        # row would keep its whole batch alive. Own copies cost little (new keys only).
+        rows = rows.with_columns(pl.col(pl.String) + "")
         with self.lock:
-            chunks = list(self.chunks)
-        if not chunks:
-            return compute(pl.Series(self.key, [], dtype=pl.String))
-        cached = pl.concat(chunks, rechunk=False)
-        return cached.join(distinct.to_frame(), on=self.key, how="semi")
+            if self.table is None or self.table.height + rows.height > self.max_rows:
+                self.table = rows
+                return
+            # Another thread may have added some of the same keys meanwhile: keep one row per key.
+            dup = self._among(self.table, rows)
+            if dup.height:
+                rows = rows.join(dup.select(self.key), on=self.key, how="anti")
+            self.table = pl.concat([self.table, rows], rechunk=False)
+            if self.table.n_chunks() > 64:
+                self.table = self.table.rechunk()
 
 
 @dataclass
@@ -87,10 +115,12 @@ class Context:
     ip_key: bytes
     geo: Geolocator | None = None
     keep_raw_ip: bool = False
-    # Clients repeat all day and cost a GeoIP lookup and a hash each: enriched once per file, in
-    # whichever batch first has them. (Path and user-agent facts are cheap expressions, computed
-    # per batch on its distinct values, which keeps memory flat however many paths a day has.)
-    clients: FactCache = field(default_factory=lambda: FactCache("client"))
+    # Clients, URLs and user agents repeat all day: each distinct value is enriched once per file
+    # (a GeoIP lookup and a hash per client, a dozen regexes per URL), in whichever batch first
+    # has it. The caches are bounded (see FactCache), so memory does not grow with the file.
+    clients: FactCache = field(default_factory=lambda: FactCache("client", 400_000))
+    urls: FactCache = field(default_factory=lambda: FactCache("url", 200_000))
+    user_agents: FactCache = field(default_factory=lambda: FactCache("user_agent", 100_000))
 
 
 @dataclass
@@ -161,17 +191,12 @@ def _typed(lf: pl.LazyFrame, time_format: str) -> pl.LazyFrame:
         .then(pl.lit(0, pl.Int64))
         .otherwise(pl.col("bytes").cast(pl.Int64, strict=False))
     )
-    url_path = pl.col("url").str.replace(r"^[a-zA-Z][a-zA-Z0-9+.-]*://[^/?#]*", "")
     return lf.with_columns(
         _parse_time(pl.col("time"), time_format).alias("ts"),
         status.alias("status"),
         nbytes.alias("bytes"),
         pl.col("elapsed_ms").cast(pl.Float64, strict=False),
-        url_path.str.extract(r"^([^?#]*)").alias("path"),
-        url_path.str.extract(r"\?([^#]*)").alias("query"),
     ).with_columns(
-        pl.when(pl.col("path") == "").then(None).otherwise(pl.col("path")).alias("path"),
-        pl.when(pl.col("query") == "").then(None).otherwise(pl.col("query")).alias("query"),
         pl.coalesce(
             pl.col("reason"),
             pl.when(pl.col("time").is_null() | pl.col("status").is_null()).then(
@@ -188,14 +213,36 @@ def _typed(lf: pl.LazyFrame, time_format: str) -> pl.LazyFrame:
     )
 
 
+def url_facts(urls: pl.Series) -> pl.DataFrame:
+    """One row per URL: its path and query (scheme and host dropped) and the path's facts."""
+    url_path = pl.col("url").str.replace(r"^[a-zA-Z][a-zA-Z0-9+.-]*://[^/?#]*", "")
+    return (
+        urls.rename("url")
+        .to_frame()
+        .with_columns(
+            url_path.str.extract(r"^([^?#]*)").alias("path"),
+            url_path.str.extract(r"\?([^#]*)").alias("query"),
+        )
+        .with_columns(
+            pl.when(pl.col("path") == "").then(None).otherwise(pl.col("path")).alias("path"),
+            pl.when(pl.col("query") == "").then(None).otherwise(pl.col("query")).alias("query"),
+        )
+        .with_columns(alpine.path_facts())
+    )
+
+
+def _ua_facts(uas: pl.Series) -> pl.DataFrame:
+    return uas.rename("user_agent").to_frame().with_columns(alpine.client_kind())
+
+
 def _enrich(good: pl.DataFrame, ctx: Context) -> pl.DataFrame:
     """Adds path facts, client kind, client identity and place; returns REQUESTS columns."""
-    paths = good.select(pl.col("path").unique()).drop_nulls().with_columns(alpine.path_facts())
-    uas = good.select(pl.col("user_agent").unique()).drop_nulls().with_columns(alpine.client_kind())
+    urls = ctx.urls.lookup(good["url"], url_facts)
+    uas = ctx.user_agents.lookup(good["user_agent"], _ua_facts)
     clients = ctx.clients.lookup(good["client"], lambda s: _new_clients(s, ctx))
     out = (
         good.with_columns(pl.col("ts").dt.date().alias("date"))
-        .join(paths, on="path", how="left", maintain_order="left")
+        .join(urls, on="url", how="left", maintain_order="left")
         .join(uas, on="user_agent", how="left", maintain_order="left")
         .join(clients, on="client", how="left", maintain_order="left", nulls_equal=True)
     )

@@ -446,3 +446,61 @@ def test_frame_types_match_the_schema() -> None:
     out = run([b'203.0.113.7 - - [20/Nov/2026:10:00:00 +0000] "GET / HTTP/1.1" 200 1 "-" "-"'])
     assert out.requests.schema == REQUESTS
     assert isinstance(out.requests, pl.DataFrame)
+
+
+def _facts(keys: pl.Series) -> pl.DataFrame:
+    return keys.to_frame("k").with_columns(pl.col("k").str.len_chars().alias("n"))
+
+
+def test_fact_cache_computes_each_key_once_and_answers_every_batch() -> None:
+    cache = parse.FactCache("k", max_rows=1_000)
+    seen: list[str] = []
+
+    def compute(keys: pl.Series) -> pl.DataFrame:
+        seen.extend(keys.to_list())
+        return _facts(keys)
+
+    batches = [["a", "bb", "a", None], ["bb", "ccc"], ["ccc", "a", "dddd"], ["bb"]]
+    for values in batches:
+        got = cache.lookup(pl.Series(values, dtype=pl.String), compute).sort("k")
+        want = _facts(pl.Series([v for v in set(values) if v is not None])).sort("k")
+        assert got.equals(want)
+    assert sorted(seen) == ["a", "bb", "ccc", "dddd"]  # each key computed exactly once
+
+
+def test_fact_cache_starts_over_past_its_bound() -> None:
+    cache = parse.FactCache("k", max_rows=3)
+    calls: list[list[str]] = []
+
+    def compute(keys: pl.Series) -> pl.DataFrame:
+        calls.append(sorted(keys.to_list()))
+        return _facts(keys)
+
+    cache.lookup(pl.Series(["a", "b"]), compute)
+    cache.lookup(pl.Series(["c", "d"]), compute)  # 4 rows > 3: the cache holds only c, d now
+    assert cache.table is not None and cache.table.height == 2
+    got = cache.lookup(pl.Series(["a", "c"]), compute).sort("k")
+    assert got["n"].to_list() == [1, 1]
+    assert calls == [["a", "b"], ["c", "d"], ["a"]]
+
+
+def test_fact_cache_keeps_one_row_per_key_under_concurrent_batches() -> None:
+    import threading
+
+    cache = parse.FactCache("k")
+    barrier = threading.Barrier(4)
+
+    def compute(keys: pl.Series) -> pl.DataFrame:
+        barrier.wait(timeout=5)  # every thread computes the same new keys at once
+        return _facts(keys)
+
+    values = pl.Series([f"key-{i}" for i in range(500)])
+    threads = [threading.Thread(target=cache.lookup, args=(values, compute)) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert cache.table is not None
+    assert cache.table.height == 500
+    assert cache.table["k"].n_unique() == 500
+    assert cache.lookup(values, compute).height == 500
