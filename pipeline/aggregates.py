@@ -30,13 +30,27 @@ class Built:
     preview: pl.DataFrame
 
 
-def build(wh: Warehouse, table: str, partition: str, params: dict[str, object]) -> Built:
-    """Runs `sql/<table>.sql` with `params` and replaces the partition's file with the result."""
-    frame = queries.run(wh.root, queries.sql_file(table), params)
+def build(
+    wh: Warehouse,
+    table: str,
+    partition: str,
+    params: dict[str, object],
+    scope: dict[str, list[str]] | None = None,
+) -> Built:
+    """Runs `sql/<table>.sql` with `params` and replaces the partition's file with the result;
+    `scope` names the partitions of its inputs the statement reads (see `queries.run`)."""
+    frame = queries.run(wh.root, queries.sql_file(table), params, scope)
     key = AGGREGATES[table]
     dest = wh.root / table / f"{key}={partition}" / "part.parquet"
     dest.parent.mkdir(parents=True, exist_ok=True)
     with wh.lock():
+        # Partitions of one table share a schema unless its SQL changed since an older one was
+        # built: then the view must match columns by name (see warehouse.MIXED_SCHEMA_MARKER).
+        other = next(
+            (p for p in (wh.root / table).glob(f"{key}=*/part.parquet") if p != dest), None
+        )
+        if other is not None and pl.read_parquet_schema(other) != frame.schema:
+            wh.mark_mixed_schema(table)
         atomic_write_parquet(frame, dest)
         wh.refresh_views()
     totals = frame.select(
@@ -53,14 +67,20 @@ def build(wh: Warehouse, table: str, partition: str, params: dict[str, object]) 
 
 
 def build_daily_traffic(wh: Warehouse, day: dt.date) -> Built:
-    return build(wh, "daily_traffic", day.isoformat(), {"day": day.isoformat()})
+    day_s = day.isoformat()
+    return build(wh, "daily_traffic", day_s, {"day": day_s}, scope={"requests": [day_s]})
 
 
 def build_weekly_traffic(wh: Warehouse, week_start: dt.date) -> Built:
     if week_start.weekday() != 0:
         raise ValueError(f"{week_start} is not a Monday: ISO weeks start on Monday")
+    days = [(week_start + dt.timedelta(days=i)).isoformat() for i in range(7)]
     return build(
-        wh, "weekly_traffic", week_start.isoformat(), {"week_start": week_start.isoformat()}
+        wh,
+        "weekly_traffic",
+        week_start.isoformat(),
+        {"week_start": week_start.isoformat()},
+        scope={"daily_traffic": days},
     )
 
 

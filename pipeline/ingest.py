@@ -151,6 +151,7 @@ def ingest_file(
     req_schema = REQUESTS
     if settings.keep_raw_ip:
         req_schema = pl.Schema([*REQUESTS.items(), RAW_IP_COLUMN])
+        staged.extra_columns.add("requests")
     requests = PartitionWriter(staged, "requests", req_schema)
     rejects = PartitionWriter(staged, "rejects", REJECTS)
     report = FileReport(

@@ -26,8 +26,18 @@ _refreshed: set[Path] = set()
 _refreshed_lock = threading.Lock()
 
 
-def run(warehouse: Path, text: str, params: Mapping[str, object] | None = None) -> pl.DataFrame:
-    """Runs one statement with `$name` parameters bound (never formatted into the text)."""
+def run(
+    warehouse: Path,
+    text: str,
+    params: Mapping[str, object] | None = None,
+    scope: Mapping[str, list[str]] | None = None,
+) -> pl.DataFrame:
+    """Runs one statement with `$name` parameters bound (never formatted into the text).
+
+    `scope` narrows tables to some of their partitions for this statement ({"requests":
+    ["2026-11-20"]}), see `Warehouse.scope`: a partition's aggregate then costs the same
+    whatever the warehouse's history.
+    """
     wh = Warehouse(warehouse)
     with _refreshed_lock:
         if wh.root not in _refreshed or not wh.db_path.exists():
@@ -36,6 +46,8 @@ def run(warehouse: Path, text: str, params: Mapping[str, object] | None = None) 
             _refreshed.add(wh.root)
     con = wh.connect(read_only=True)
     try:
+        for table, values in (scope or {}).items():
+            wh.scope(con, table, list(values))
         rel = con.sql(text, params=dict(params) if params else None)
         if rel is None:  # a statement that returns nothing
             return pl.DataFrame()

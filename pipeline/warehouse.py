@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import hashlib
 import os
 import shutil
 import uuid
@@ -38,6 +39,13 @@ STORAGE_COMPATIBILITY = "v1.5.0"
 # Aggregate tables (pipeline.aggregates) and the hive key of their partitions.
 AGGREGATES = {"daily_traffic": "date", "weekly_traffic": "week"}
 PARQUET_OPTIONS = {"compression": "zstd", "compression_level": 3, "write_statistics": True}
+# Manifest rows are written one file per ingested file (an atomic rename each); past this many
+# such files they are merged into one, so reading the manifest costs the same after a year.
+MANIFEST_MERGE_AT = 16
+# Left in a table's folder once its files stop sharing one schema (raw-IP opt-in files carry
+# `client_ip`, an aggregate's SQL gained a column): its view then matches columns by name, which
+# reads every file's footer per query. Without it, a view reads only the files its filter keeps.
+MIXED_SCHEMA_MARKER = ".mixed-schema"
 
 
 def arrow_schema(schema: pl.Schema) -> pa.Schema:
@@ -95,7 +103,14 @@ class Warehouse:
         files = sorted((self.root / "ingested_files").glob("*.parquet"))
         if not files:
             return pl.DataFrame(schema=INGESTED_FILES)
-        return pl.concat([pl.read_parquet(f) for f in files], how="vertical_relaxed")
+        rows = pl.scan_parquet(files, schema=INGESTED_FILES, missing_columns="insert").collect()
+        # A file ingested again (--force) has a newer row; a merge interrupted by a crash leaves
+        # a row twice: the newest row of each file_id is the one that counts.
+        return (
+            rows.sort("ingested_at", nulls_last=False)
+            .unique("file_id", keep="last", maintain_order=True)
+            .sort("ingested_at", "file_id")
+        )
 
     def current_manifest(self) -> pl.DataFrame:
         m = self.manifest()
@@ -116,8 +131,39 @@ class Warehouse:
             superseded = manifest_row["supersedes"][0]
             if superseded:
                 self._drop_file(superseded)
+            for table in staged.extra_columns:
+                self.mark_mixed_schema(table)
+            self.merge_manifest()
             self.refresh_views()
         shutil.rmtree(staged.dir, ignore_errors=True)
+
+    def merge_manifest(self, at: int = MANIFEST_MERGE_AT) -> None:
+        """Merges the manifest's per-file rows into one file once there are more than `at`.
+
+        The merged file is written (atomically) before the files it replaces are removed, so a
+        crash in between leaves rows twice, never none; `manifest()` and the views keep the
+        newest row per file_id. Callers hold the lock.
+        """
+        folder = self.root / "ingested_files"
+        files = sorted(folder.glob("*.parquet"))
+        if len(files) <= at:
+            return
+        merged = pl.scan_parquet(files, schema=INGESTED_FILES, missing_columns="insert").collect()
+        atomic_write_parquet(
+            merged.select(list(INGESTED_FILES)), folder / f"merged-{uuid.uuid4().hex}.parquet"
+        )
+        for f in files:
+            f.unlink(missing_ok=True)
+
+    def mark_mixed_schema(self, table: str) -> None:
+        (self.root / table).mkdir(parents=True, exist_ok=True)
+        (self.root / table / MIXED_SCHEMA_MARKER).touch()
+
+    def _by_name(self, table: str) -> str:
+        """read_parquet's option for a table's files: by name only once their schemas differ."""
+        return (
+            ", union_by_name = true" if (self.root / table / MIXED_SCHEMA_MARKER).exists() else ""
+        )
 
     def _drop_file(self, file_id: str) -> None:
         """Removes an older version's rows; its manifest row goes last (it hides them until then)."""
@@ -151,12 +197,59 @@ class Warehouse:
         fixed by any dlcdn command that writes (or `dlcdn sql`, which refreshes first).
         """
         self.write_calendar()
+        statements = self.view_statements()
+        # Views bind their globs at query time, so new Parquet files need no refresh: only a
+        # change of the statements themselves does (a first file, a schema marker, a moved
+        # warehouse). Skipping the rest keeps a commit's cost flat however many files there are.
+        stamp = self.root / ".views"
+        digest = hashlib.sha256("\n".join(statements).encode()).hexdigest()
+        current = stamp.exists() and self.db_path.exists()
+        if current and stamp.read_text() == f"{digest} {self.db_path.stat().st_mtime_ns}":
+            return
         con = self.connect()
         try:
-            for stmt in self.view_statements():
+            for stmt in statements:
                 con.execute(stmt)
         finally:
             con.close()
+        stamp.write_text(f"{digest} {self.db_path.stat().st_mtime_ns}")
+
+    def table_source(self, table: str, files: str | None) -> str:
+        """The SELECT behind a table's view, over `files` (a glob or a list literal, or None for
+        no file yet: an empty select of the right types)."""
+        if files is None:
+            return _empty_select(REQUESTS if table == "requests" else REJECTS)
+        key = AGGREGATES.get(table, "date")
+        body = (
+            f"SELECT * FROM read_parquet({files}, hive_partitioning = true, "
+            f"hive_types = {{'{key}': DATE}}{self._by_name(table)})"
+        )
+        if table in ("requests", "rejects"):
+            body += " WHERE file_id IN (SELECT file_id FROM ingested_files)"
+        return body
+
+    def partition_files(self, table: str, values: list[str]) -> list[Path]:
+        """The Parquet files of some partitions of a table (dates or ISO week starts)."""
+        key = AGGREGATES.get(table, "date")
+        return sorted(
+            f for v in values for f in (self.root / table / f"{key}={v}").glob("*.parquet")
+        )
+
+    def scope(self, con: duckdb.DuckDBPyConnection, table: str, values: list[str]) -> None:
+        """Narrows `table` on this connection to some of its partitions: a temporary view of the
+        same name shadows the warehouse's. A query that needs one day (or week) then opens that
+        day's files only, instead of listing and binding every partition the warehouse holds."""
+        files = self.partition_files(table, values)
+        where = ""
+        if not files and table in AGGREGATES:
+            # None of those partitions is built: no rows, but the columns of the others.
+            files = sorted((self.root / table).glob(f"{AGGREGATES[table]}=*/part.parquet"))[:1]
+            where = " WHERE false"
+            if not files:
+                return  # no partition at all: the query sees the warehouse as it is
+        listed = "[" + ", ".join("'" + str(f).replace("'", "''") + "'" for f in files) + "]"
+        body = self.table_source(table, listed if files else None)
+        con.execute(f"CREATE OR REPLACE TEMP VIEW {table} AS {body}{where}")
 
     def view_statements(self) -> list[str]:
         root = str(self.root).replace("'", "''")
@@ -165,7 +258,8 @@ class Warehouse:
         if has_manifest:
             stmts.append(
                 "CREATE OR REPLACE VIEW ingested_files_all AS SELECT * FROM read_parquet("
-                f"'{root}/ingested_files/*.parquet', union_by_name = true)"
+                f"'{root}/ingested_files/*.parquet', union_by_name = true) "
+                "QUALIFY row_number() OVER (PARTITION BY file_id ORDER BY ingested_at DESC) = 1"
             )
         else:
             stmts.append(
@@ -175,23 +269,16 @@ class Warehouse:
             "CREATE OR REPLACE VIEW ingested_files AS SELECT * FROM ingested_files_all WHERE file_id"
             " NOT IN (SELECT supersedes FROM ingested_files_all WHERE supersedes IS NOT NULL)"
         )
-        for table, schema in (("requests", REQUESTS), ("rejects", REJECTS)):
-            if any((self.root / table).glob("date=*/*.parquet")):
-                body = (
-                    f"SELECT * FROM read_parquet('{root}/{table}/date=*/*.parquet', "
-                    "hive_partitioning = true, hive_types = {'date': DATE}, union_by_name = true) "
-                    "WHERE file_id IN (SELECT file_id FROM ingested_files)"
-                )
-            else:
-                body = _empty_select(schema)
+        for table in ("requests", "rejects"):
+            has_files = any((self.root / table).glob("date=*/*.parquet"))
+            body = self.table_source(
+                table, f"'{root}/{table}/date=*/*.parquet'" if has_files else None
+            )
             stmts.append(f"CREATE OR REPLACE VIEW {table} AS {body}")
         for table, key in AGGREGATES.items():
             if any((self.root / table).glob(f"{key}=*/part.parquet")):
-                stmts.append(
-                    f"CREATE OR REPLACE VIEW {table} AS SELECT * FROM read_parquet("
-                    f"'{root}/{table}/{key}=*/part.parquet', hive_partitioning = true, "
-                    f"hive_types = {{'{key}': DATE}}, union_by_name = true)"
-                )
+                body = self.table_source(table, f"'{root}/{table}/{key}=*/part.parquet'")
+                stmts.append(f"CREATE OR REPLACE VIEW {table} AS {body}")
         # The Alpine branch calendar (package data), and whether a branch was supported on a day.
         stmts.append(
             f"CREATE OR REPLACE VIEW branches AS SELECT * FROM read_parquet('{root}/branches.parquet')"
@@ -256,6 +343,8 @@ class StagedFile:
     file_id: str
     dir: Path
     files: list[str] = field(default_factory=list)  # paths relative to the warehouse root
+    # Tables whose staged files carry columns beyond the table's schema (the raw-IP opt-in).
+    extra_columns: set[str] = field(default_factory=set)
 
 
 class PartitionWriter:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import gzip
 import shutil
 import subprocess
@@ -239,3 +240,112 @@ def test_branch_status_macro(tmp_path: Path, wh: Warehouse) -> None:
         ("edge", "edge", "supported"),
         ("v9.9", "v9.9", "unknown"),
     ]
+
+
+def test_the_manifest_is_merged_and_reads_the_same(tmp_path: Path, wh: Warehouse) -> None:
+    from pipeline.warehouse import MANIFEST_MERGE_AT
+
+    for i in range(MANIFEST_MERGE_AT + 3):
+        f = tmp_path / f"day-{i}.log"
+        f.write_bytes(line(i, day=1 + i % 28) + line(i + 1000, day=1 + i % 28))
+        ingest(f, wh)
+    files = sorted(p.name for p in (wh.root / "ingested_files").glob("*.parquet"))
+    assert len(files) < MANIFEST_MERGE_AT  # merged once past the bound, then grows again
+    assert any(name.startswith("merged-") for name in files)
+    m = wh.current_manifest()
+    assert m.height == MANIFEST_MERGE_AT + 3 and m["file_id"].n_unique() == m.height
+    assert count(wh, "SELECT count(*) FROM ingested_files") == MANIFEST_MERGE_AT + 3
+    assert count(wh, "SELECT count(*) FROM requests") == 2 * (MANIFEST_MERGE_AT + 3)
+    # a file whose row sits in the merged file is still recognised, and forcing it adds no row
+    first = tmp_path / "day-0.log"
+    assert ingest(first, wh).status == "duplicate"
+    ingest(first, wh, force=True)
+    assert count(wh, "SELECT count(*) FROM ingested_files") == MANIFEST_MERGE_AT + 3
+    assert wh.current_manifest().height == MANIFEST_MERGE_AT + 3
+    assert count(wh, "SELECT count(*) FROM requests") == 2 * (MANIFEST_MERGE_AT + 3)
+
+
+def test_a_crash_inside_a_merge_counts_no_row_twice(tmp_path: Path, wh: Warehouse) -> None:
+    for i in range(3):
+        f = tmp_path / f"{i}.log"
+        f.write_bytes(line(i, day=20 + i))
+        ingest(f, wh)
+    folder = wh.root / "ingested_files"
+    before = sorted(folder.glob("*.parquet"))
+    # the merged file is written, then the process dies before removing the files it replaces
+    merged = pl.concat([pl.read_parquet(p) for p in before])
+    merged.write_parquet(folder / "merged-crashed.parquet")
+    assert wh.current_manifest().height == 3
+    assert count(wh, "SELECT count(*) FROM ingested_files") == 3
+    assert count(wh, "SELECT count(*) FROM requests") == 3
+    with wh.lock():
+        wh.merge_manifest(at=0)
+    assert [p.name.startswith("merged-") for p in folder.glob("*.parquet")] == [True]
+    assert wh.current_manifest().height == 3
+
+
+def test_views_match_columns_by_name_only_once_schemas_differ(
+    tmp_path: Path, wh: Warehouse
+) -> None:
+    a, b = tmp_path / "a.log", tmp_path / "b.log"
+    a.write_bytes(line(1))
+    b.write_bytes(line(2, ip="203.0.113.9"))
+    ingest(a, wh)
+
+    def requests_view() -> str:
+        return next(s for s in wh.view_statements() if "VIEW requests AS" in s)
+
+    assert "union_by_name" not in requests_view()
+    ingest_file(b, wh, Settings(keep_raw_ip=True), ip_key=KEY)  # adds a client_ip column
+    assert "union_by_name = true" in requests_view()
+    con = wh.connect(read_only=True)
+    try:
+        rows = con.sql("SELECT line_no, client_ip FROM requests ORDER BY bytes").fetchall()
+    finally:
+        con.close()
+    assert rows == [(1, None), (1, "203.0.113.9")]
+
+
+def test_an_aggregate_built_with_new_columns_still_reads_old_partitions(
+    tmp_path: Path, wh: Warehouse
+) -> None:
+    from pipeline import aggregates
+
+    f = tmp_path / "a.log"
+    f.write_bytes(line(1) + line(2))
+    ingest(f, wh)
+    old = wh.root / "daily_traffic" / "date=2026-11-19" / "part.parquet"
+    old.parent.mkdir(parents=True)
+    pl.DataFrame({"source": ["mirror"], "requests": [5]}).write_parquet(old)  # an older SQL's shape
+    aggregates.build_daily_traffic(wh, dt.date(2026, 11, 20))
+    assert (wh.root / "daily_traffic" / ".mixed-schema").exists()
+    assert count(wh, "SELECT sum(requests) FROM daily_traffic") == 7
+    assert count(wh, "SELECT count(*) FROM daily_traffic WHERE arch IS NULL") == 1
+
+
+def test_aggregates_read_only_their_partitions(tmp_path: Path, wh: Warehouse) -> None:
+    from pipeline import aggregates, queries
+
+    for day in (16, 17, 23):
+        f = tmp_path / f"{day}.log"
+        f.write_bytes(line(1, day=day) + line(2, day=day))
+        ingest(f, wh)
+    aggregates.build_daily_traffic(wh, dt.date(2026, 11, 16))
+    # An unreadable file in an older partition: the whole-warehouse view reads the first file
+    # it lists to bind, and fails; the aggregates never list it.
+    junk = wh.root / "requests" / "date=2025-01-01" / "junk.parquet"
+    junk.parent.mkdir()
+    junk.write_bytes(b"not parquet")
+    with pytest.raises(Exception, match="junk.parquet"):
+        queries.run(wh.root, "SELECT count(*) FROM requests WHERE date = DATE '2026-11-16'")
+    for day in (17, 20):  # the 20th has no file: an empty aggregate, typed
+        aggregates.build_daily_traffic(wh, dt.date(2026, 11, day))
+    junk.unlink()
+    aggregates.build_daily_traffic(wh, dt.date(2026, 11, 23))
+    assert count(wh, "SELECT sum(requests) FROM daily_traffic") == 6
+    assert count(wh, "SELECT count(*) FROM daily_traffic WHERE date = '2026-11-20'") == 0
+    (wh.root / "daily_traffic" / "date=2026-11-23" / "part.parquet").write_bytes(b"not parquet")
+    week = aggregates.build_weekly_traffic(wh, dt.date(2026, 11, 16))  # never opens the 23rd
+    assert week.requests == 4
+    empty = aggregates.build_weekly_traffic(wh, dt.date(2026, 11, 2))  # no day built that week
+    assert empty.rows == 0
