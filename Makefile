@@ -1,4 +1,4 @@
-# dlcdn: make setup | demo | test | bench | lint | lock | dev
+# dlcdn: make setup | demo | test | bench | bench-all | lint | lock | dev
 # Every target installs what it needs first, so a fresh clone needs only `make demo` or `make test`.
 
 SHELL := /bin/bash
@@ -9,7 +9,7 @@ BIN := $(VENV)/bin
 export UV_COMPILE_BYTECODE := 1
 export DAGSTER_HOME ?= $(CURDIR)/dagster_home
 
-.PHONY: setup demo test bench lint fmt lock dev clean system-deps fuzz audit
+.PHONY: setup demo test bench bench-all profile lint fmt lock dev clean system-deps fuzz audit
 
 setup: $(VENV)/.installed
 
@@ -37,7 +37,20 @@ test: setup system-deps
 	$(BIN)/python -m pytest -n 2 -q
 
 bench: setup
-	$(BIN)/python benchmarks/bench_ingest.py
+	$(BIN)/python benchmarks/bench_ingest.py --runs 3
+
+# The whole benchmark suite (about 40 minutes on 2 cores): 5M and 20M generated lines, plain and
+# gzip, both formats; the history cost; a profile. Tables go to bench-data/results-*.md.
+bench-all: setup
+	set -e; for f in combined fastly; do for z in "" --gzip; do \
+	  $(BIN)/python benchmarks/bench_ingest.py --format $$f $$z --runs 3 | tee bench-data/results-5M-$$f$$z.md; \
+	  $(BIN)/python benchmarks/bench_ingest.py --format $$f $$z --lines 20000000 | tee bench-data/results-20M-$$f$$z.md; \
+	done; done
+	$(BIN)/python benchmarks/bench_history.py --runs 7 | tee bench-data/results-history.md
+	$(BIN)/python benchmarks/profile_ingest.py | tee bench-data/results-profile.md
+
+profile: setup
+	$(BIN)/python benchmarks/profile_ingest.py
 
 # Coverage-guided fuzzing of the parser for FUZZ_SECONDS; findings land in tests/fuzz/ as
 # crash-* files: move them to tests/fuzz/regressions/ (replayed by the test suite) once fixed.
