@@ -1,23 +1,20 @@
-"""Jobs: what the sensor and the schedules launch."""
+"""Jobs: what the sensor and the schedules launch (partitioned as their assets are)."""
 
 import dagster as dg
 
 from assets.decisions import egress_budget, mirror_placement
 from assets.ingest import requests
-from assets.partitions import daily, landing_files, weekly
 from assets.report import weekly_report, weekly_report_email
 from assets.traffic import daily_traffic, weekly_traffic
 
 ingest_job = dg.define_asset_job(
     "ingest_job",
     selection=dg.AssetSelection.assets(requests),  # with its checks
-    partitions_def=landing_files,
     description="Parse one landing file into the warehouse (launched by the landing sensor).",
 )
 daily_job = dg.define_asset_job(
     "daily_job",
     selection=dg.AssetSelection.assets(daily_traffic),
-    partitions_def=daily,
     description="Aggregate one UTC day (daily schedule; the sensor re-runs days late files touch).",
 )
 weekly_job = dg.define_asset_job(
@@ -25,6 +22,5 @@ weekly_job = dg.define_asset_job(
     selection=dg.AssetSelection.assets(
         weekly_traffic, mirror_placement, egress_budget, weekly_report, weekly_report_email
     ),
-    partitions_def=weekly,
     description="Build one ISO week and its decisions (Monday 06:00 UTC for the previous week).",
 )

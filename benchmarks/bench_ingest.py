@@ -129,8 +129,15 @@ def chunks():
 if procs == 1:
     print(sum(map(part, chunks())))
 else:
+    from collections import deque
+    total, window = 0, deque()
     with ProcessPoolExecutor(procs) as ex:
-        print(sum(ex.map(part, chunks(), chunksize=1)))
+        for c in chunks():  # at most 2 chunks per worker in flight: memory stays bounded
+            window.append(ex.submit(part, c))
+            if len(window) >= 2 * procs:
+                total += window.popleft().result()
+        total += sum(f.result() for f in window)
+    print(total)
 """
 
 CHILD_GUNZIP = r"""

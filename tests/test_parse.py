@@ -504,3 +504,40 @@ def test_fact_cache_keeps_one_row_per_key_under_concurrent_batches() -> None:
     assert cache.table.height == 500
     assert cache.table["k"].n_unique() == 500
     assert cache.lookup(values, compute).height == 500
+
+
+_PREFIXES = st.sampled_from(
+    [
+        "",
+        "<134>2024-01-16T23:53:20Z cache-iad-kiad7000128 s3-request-logs[322614]: ",
+        "Jan 16 23:53:20 cache-ams21 fastly[1]: ",
+        "<1>x h{ost tag: ",  # a `{` inside the prefix
+        "<1>x host t{ag: ",
+        "host: ",
+        "garbage ",
+    ]
+)
+
+
+@settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    _PREFIXES,
+    st.one_of(
+        st.text(alphabet='{}":ab ,\\x', max_size=30),
+        st.text(alphabet='{}":ab ,\\x', max_size=30).map(lambda s: "{" + s + "}"),
+    ),
+    st.sampled_from(["", " ", "  \t", "x"]),
+)
+def test_fastly_fast_split_reads_as_the_full_pattern(prefix: str, body: str, tail: str) -> None:
+    from pipeline.formats import FASTLY_PREFIX_PATTERN, _split_fastly
+
+    raw = prefix + body + tail
+    frame = pl.DataFrame({"line_no": [1], "raw": [raw]})
+    got = _split_fastly(frame).row(0, named=True)
+    want = frame.select(
+        pl.col("raw").str.extract_groups(FASTLY_PREFIX_PATTERN).struct.unnest()
+    ).row(0)
+    assert (got["__json"], got["__host"] if got["__json"] is not None else None) == (
+        want[1],
+        want[0] if want[1] is not None else None,
+    )
