@@ -80,46 +80,68 @@ def decompressed_blocks(
                 yield block
             return
         if state.compression == "zstd":
-            yield from _zstd_blocks(f, state, block_bytes)
+            yield from _coalesced(_zstd_blocks(f, state, block_bytes), block_bytes)
             return
-        from isal import isal_zlib  # ISA-L: several times faster than zlib, same format
+        yield from _coalesced(_gzip_blocks(f, state, block_bytes), block_bytes)
 
-        dobj = isal_zlib.decompressobj(31)
-        fed = False  # whether the current member's decompressor has seen any bytes
+
+def _coalesced(blocks: Iterator[bytes], block_bytes: int) -> Iterator[bytes]:
+    """Joins a decompressor's pieces into blocks of up to `block_bytes` (pieces never exceed it).
+
+    One step of a decompressor yields what one read of compressed input expands to, often well
+    under a block; every block becomes a parse batch, and each batch has a fixed cost, while a
+    block over `block_bytes` would raise peak memory.
+    """
+    pending: list[bytes] = []
+    size = 0
+    for piece in blocks:
+        if size and size + len(piece) > block_bytes:
+            yield b"".join(pending)
+            pending, size = [], 0
+        pending.append(piece)
+        size += len(piece)
+    if pending:
+        yield b"".join(pending)
+
+
+def _gzip_blocks(f: BinaryIO, state: ReadState, block_bytes: int) -> Iterator[bytes]:
+    """gzip members in bounded steps; a cut or corrupt stream ends the blocks and says why."""
+    from isal import isal_zlib  # ISA-L: several times faster than zlib, same format
+
+    dobj = isal_zlib.decompressobj(31)
+    fed = False  # whether the current member's decompressor has seen any bytes
+    while True:
+        compressed = f.read(256 << 10)  # expands to a few MiB: _coalesced fills the blocks
+        state.bytes_read += len(compressed)
+        data = compressed
         while True:
-            compressed = f.read(1 << 20)
-            state.bytes_read += len(compressed)
-            data = compressed
-            while True:
-                fed = fed or bool(data)
-                try:
-                    # max_length caps what one step expands to, so a bomb stays in bounded memory;
-                    # a step that filled it is repeated (with no new input) to drain zlib's state.
-                    out = dobj.decompress(data, block_bytes)
-                except (zlib.error, isal_zlib.error) as e:  # type: ignore[misc]  # untyped extension
-                    state.truncated = (
-                        f"gzip stream is corrupt after {state.bytes_read:,} bytes ({e})"
-                    )
-                    return
-                if out:
-                    yield out
-                if dobj.eof:
-                    data = dobj.unused_data  # the next gzip member, or trailing garbage
-                    dobj = isal_zlib.decompressobj(31)
-                    fed = False
-                    if not data:
-                        break
-                    if not data.startswith(GZIP_MAGIC[: len(data)]):
-                        state.truncated = "garbage after the gzip stream"
-                        return
-                    continue
-                data = dobj.unconsumed_tail
-                if not data and len(out) < block_bytes:
-                    break
-            if not compressed:
-                if fed and not dobj.eof:
-                    state.truncated = f"gzip stream ends early, after {state.bytes_read:,} bytes"
+            fed = fed or bool(data)
+            try:
+                # max_length caps what one step expands to, so a bomb stays in bounded memory;
+                # a step that filled it is repeated (with no new input) to drain zlib's state.
+                out = dobj.decompress(data, block_bytes)
+            except (zlib.error, isal_zlib.error) as e:  # type: ignore[misc]  # untyped extension
+                state.truncated = f"gzip stream is corrupt after {state.bytes_read:,} bytes ({e})"
                 return
+            if out:
+                yield out
+            if dobj.eof:
+                data = dobj.unused_data  # the next gzip member, or trailing garbage
+                dobj = isal_zlib.decompressobj(31)
+                fed = False
+                if not data:
+                    break
+                if not data.startswith(GZIP_MAGIC[: len(data)]):
+                    state.truncated = "garbage after the gzip stream"
+                    return
+                continue
+            data = dobj.unconsumed_tail
+            if not data and len(out) < block_bytes:
+                break
+        if not compressed:
+            if fed and not dobj.eof:
+                state.truncated = f"gzip stream ends early, after {state.bytes_read:,} bytes"
+            return
 
 
 def _zstd_blocks(f: BinaryIO, state: ReadState, block_bytes: int) -> Iterator[bytes]:
