@@ -189,16 +189,22 @@ def ensure_data(data_dir: Path, lines: int, fmt: str, gzip: bool, seed: int) -> 
     return target / done.read_text().strip()
 
 
-def main() -> None:
+def file_arguments(description: str | None) -> argparse.ArgumentParser:
+    """A parser with the options that choose the generated file (shared by the benchmarks)."""
     ap = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+        description=description, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     ap.add_argument("--lines", type=int, default=5_000_000)
     ap.add_argument("--format", choices=["combined", "fastly"], default="combined")
     ap.add_argument("--gzip", action="store_true")
-    ap.add_argument("--runs", type=int, default=1)
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--data-dir", type=Path, default=REPO / "bench-data")
+    return ap
+
+
+def main() -> None:
+    ap = file_arguments(__doc__)
+    ap.add_argument("--runs", type=int, default=1)
     ap.add_argument("--skip-python", action="store_true", help="skip the slow Python re baselines")
     args = ap.parse_args()
 

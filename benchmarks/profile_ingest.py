@@ -11,7 +11,6 @@ The raw stacks are kept beside the data (`profile-*.txt`) for a flame graph tool
 
 from __future__ import annotations
 
-import argparse
 import collections
 import re
 import subprocess
@@ -21,7 +20,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench_ingest import CHILD_DLCDN, REPO, ensure_data  # noqa: E402
+from bench_ingest import CHILD_DLCDN, REPO, ensure_data, file_arguments  # noqa: E402
 
 FRAME = re.compile(r"^(?P<func>[^ ]+) \((?P<file>[^:]+):\d+\)$")
 
@@ -58,16 +57,9 @@ def summarise(raw: Path, top: int) -> None:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    ap.add_argument("--lines", type=int, default=5_000_000)
-    ap.add_argument("--format", choices=["combined", "fastly"], default="combined")
-    ap.add_argument("--gzip", action="store_true")
+    ap = file_arguments(__doc__)
     ap.add_argument("--rate", type=int, default=100, help="samples per second")
     ap.add_argument("--top", type=int, default=30)
-    ap.add_argument("--seed", type=int, default=1)
-    ap.add_argument("--data-dir", type=Path, default=REPO / "bench-data")
     args = ap.parse_args()
 
     src = ensure_data(args.data_dir, args.lines, args.format, args.gzip, args.seed)
