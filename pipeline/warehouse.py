@@ -148,7 +148,7 @@ class Warehouse:
         files = sorted(folder.glob("*.parquet"))
         if len(files) <= at:
             return
-        merged = pl.scan_parquet(files, schema=INGESTED_FILES, missing_columns="insert").collect()
+        merged = self.manifest()  # one row per file_id: a re-ingested file's older row goes
         atomic_write_parquet(
             merged.select(list(INGESTED_FILES)), folder / f"merged-{uuid.uuid4().hex}.parquet"
         )

@@ -263,6 +263,11 @@ def test_the_manifest_is_merged_and_reads_the_same(tmp_path: Path, wh: Warehouse
     assert count(wh, "SELECT count(*) FROM ingested_files") == MANIFEST_MERGE_AT + 3
     assert wh.current_manifest().height == MANIFEST_MERGE_AT + 3
     assert count(wh, "SELECT count(*) FROM requests") == 2 * (MANIFEST_MERGE_AT + 3)
+    # the next merge keeps only the newer row of the forced file
+    with wh.lock():
+        wh.merge_manifest(at=0)
+    raw = pl.read_parquet(next((wh.root / "ingested_files").glob("merged-*.parquet")))
+    assert raw.height == raw["file_id"].n_unique() == MANIFEST_MERGE_AT + 3
 
 
 def test_a_crash_inside_a_merge_counts_no_row_twice(tmp_path: Path, wh: Warehouse) -> None:
