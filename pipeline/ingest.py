@@ -38,7 +38,7 @@ MAX_PENDING_REJECTS = 100_000
 
 # Two parser threads match the two cores of the reference server; two batches of 8 MiB in flight
 # keep peak RSS under 1 GiB (most of it allocator caches, the fact caches and the mapped GeoIP
-# database; see benchmarks/README.md).
+# database; see README.md, "Performance and scale").
 PARSE_THREADS = 2
 PARSE_AHEAD = 2
 
