@@ -1,14 +1,24 @@
 """Weekly decision assets: mirror placement and the egress budget, from the week's warehouse."""
 
 import datetime as dt
+from pathlib import Path
 
 import dagster as dg
+import polars as pl
 
 from assets.partitions import weekly
 from assets.resources import DlcdnResource
 from assets.traffic import weekly_traffic
 from pipeline import decisions, queries
-from pipeline.warehouse import atomic_write_parquet
+from pipeline.warehouse import Warehouse, atomic_write_parquet
+
+
+def _write_decision(wh: Warehouse, week: str, name: str, frame: pl.DataFrame) -> Path:
+    """Replaces `<warehouse>/decisions/week=<week>/<name>.parquet` atomically; returns its path."""
+    dest = wh.root / "decisions" / f"week={week}" / f"{name}.parquet"
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_parquet(frame, dest)
+    return dest
 
 
 @dg.asset(
@@ -26,9 +36,7 @@ def mirror_placement(
     end = dt.date.fromisoformat(context.partition_key) + dt.timedelta(days=6)
     result = decisions.placement_report(wh.root, end - dt.timedelta(days=27), end, "client", 5)
     frame = result.frame()
-    dest = wh.root / "decisions" / f"week={context.partition_key}" / "placement.parquet"
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_parquet(frame, dest)
+    dest = _write_decision(wh, context.partition_key, "placement", frame)
     best = result.steps[-1]
     return dg.MaterializeResult(
         metadata={
@@ -56,9 +64,8 @@ def egress_budget(context: dg.AssetExecutionContext, dlcdn: DlcdnResource) -> dg
     result = decisions.budget_report(
         wh.root, s.egress_budget_tb, today=today, price_table=s.price_table
     )
-    dest = wh.root / "decisions" / f"week={context.partition_key}" / "budget_monthly.parquet"
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_parquet(result.edge.monthly if result.edge else result.monthly, dest)
+    monthly = result.edge.monthly if result.edge else result.monthly
+    dest = _write_decision(wh, context.partition_key, "budget_monthly", monthly)
     metadata: dict[str, object] = {
         "path": dg.MetadataValue.path(str(dest)),
         "preview": dg.MetadataValue.md("```\n" + result.text() + "\n```"),
