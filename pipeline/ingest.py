@@ -111,6 +111,9 @@ def ingest_file(
         raise InputError(f"{path}: not a regular file")
     name = name or path.name
     size = path.stat().st_size
+    # What a killed ingest left in staging goes first, whether or not this file is new: a kill
+    # after the last commit but before its staging folder was removed leaves nothing to re-ingest.
+    wh.clean_staging()
     manifest = wh.current_manifest()
     grown_from = manifest.filter((pl.col("name") == name) & (pl.col("bytes") < size))
     file_id, prefixes = file_fingerprint(path, tuple(grown_from["bytes"].to_list()))
@@ -146,7 +149,6 @@ def ingest_file(
         geo=geo,
         keep_raw_ip=settings.keep_raw_ip,
     )
-    wh.clean_staging()
     staged = new_staging(wh, file_id)
     req_schema = REQUESTS
     if settings.keep_raw_ip:

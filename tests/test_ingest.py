@@ -354,3 +354,18 @@ def test_aggregates_read_only_their_partitions(tmp_path: Path, wh: Warehouse) ->
     assert week.requests == 4
     empty = aggregates.build_weekly_traffic(wh, dt.date(2026, 11, 2))  # no day built that week
     assert empty.rows == 0
+
+
+def test_a_duplicate_ingest_still_clears_what_a_killed_one_left(
+    tmp_path: Path, wh: Warehouse
+) -> None:
+    f = tmp_path / "a.log"
+    f.write_bytes(line(1))
+    ingest(f, wh)
+    dead = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True
+    )
+    stale = wh.root / ".staging" / f"{dead.stdout.decode().strip()}-x-1234"
+    (stale / "requests").mkdir(parents=True)
+    assert ingest(f, wh).status == "duplicate"
+    assert not any((wh.root / ".staging").iterdir())
