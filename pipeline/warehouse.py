@@ -192,9 +192,12 @@ class Warehouse:
 
     def refresh_views(self) -> None:
         """(Re)creates the views; called after every commit, and cheap enough to call anytime.
+        Callers hold the lock.
 
         Paths are absolute so the database opens from any directory; a moved warehouse is
-        fixed by any dlcdn command that writes (or `dlcdn sql`, which refreshes first).
+        fixed by any dlcdn command that writes (or `dlcdn sql`, which refreshes first). The views
+        change in one transaction, and a new database file appears with its views or not at
+        all, so a reader never opens one that a killed writer left half made.
         """
         self.write_calendar()
         statements = self.view_statements()
@@ -206,12 +209,25 @@ class Warehouse:
         current = stamp.exists() and self.db_path.exists()
         if current and stamp.read_text() == f"{digest} {self.db_path.stat().st_mtime_ns}":
             return
-        con = self.connect()
+        for stale in self.root.glob(f".{self.db_path.name}.*.tmp*"):
+            stale.unlink()  # a new database a killed writer did not finish
+        fresh = None
+        if not self.db_path.exists():
+            self.ensure()
+            fresh = self.db_path.with_name(f".{self.db_path.name}.{uuid.uuid4().hex}.tmp")
+        con = duckdb.connect(
+            str(fresh or self.db_path),
+            config={"storage_compatibility_version": STORAGE_COMPATIBILITY},
+        )
         try:
+            con.execute("BEGIN TRANSACTION")
             for stmt in statements:
                 con.execute(stmt)
+            con.execute("COMMIT")
         finally:
             con.close()
+        if fresh is not None:
+            os.replace(fresh, self.db_path)
         stamp.write_text(f"{digest} {self.db_path.stat().st_mtime_ns}")
 
     def table_source(self, table: str, files: str | None) -> str:

@@ -207,6 +207,33 @@ def test_views_are_typed_even_when_empty(wh: Warehouse) -> None:
     assert cols["ts"] == "TIMESTAMP WITH TIME ZONE" and cols["status"] == "SMALLINT"
 
 
+def test_views_change_whole_or_not_at_all(monkeypatch: pytest.MonkeyPatch, wh: Warehouse) -> None:
+    import duckdb
+
+    good = wh.view_statements
+    broken = lambda: [*good(), "CREATE OR REPLACE VIEW requests AS SELECT nonsense"]  # noqa: E731
+    monkeypatch.setattr(wh, "view_statements", broken)
+    # A new database that fails half way never appears (a killed first ingest is the same case:
+    # a reader must not open a database without its views).
+    (wh.root / f".{wh.db_path.name}.0ld.tmp").parent.mkdir(parents=True)
+    (wh.root / f".{wh.db_path.name}.0ld.tmp").write_bytes(b"left by a killed writer")
+    with pytest.raises(duckdb.Error):
+        wh.refresh_views()
+    assert not wh.db_path.exists()
+    assert not (wh.root / f".{wh.db_path.name}.0ld.tmp").exists()
+    monkeypatch.setattr(wh, "view_statements", good)
+    wh.refresh_views()
+    # An existing database keeps its views as they were when a change fails half way.
+    half = ["CREATE OR REPLACE VIEW requests AS SELECT 1 AS x", *broken()[-1:]]
+    monkeypatch.setattr(wh, "view_statements", lambda: half)
+    with pytest.raises(duckdb.Error):
+        wh.refresh_views()
+    con = wh.connect(read_only=True)
+    assert con.sql("SELECT count(*) AS n, max(status) AS s FROM requests").fetchall() == [(0, None)]
+    con.close()
+    assert [p.name for p in wh.root.glob(".*.tmp*")] == []
+
+
 def test_parquet_files_follow_the_schema(tmp_path: Path, wh: Warehouse) -> None:
     from pipeline.schema import REQUESTS
 
