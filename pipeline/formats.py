@@ -61,12 +61,15 @@ REQUEST_PATTERN = r"^([A-Z][A-Z_-]*) (\S+)(?: (HTTP/[0-9.]+))?$"
 #   <134>2024-01-16T23:53:20Z cache-iad-kiad7000128 s3-request-logs[322614]: {"bytes":11355,"date_time":"2024-01-16T23:53:20.460557177Z","ip":"1.2.3.4","method":"GET","status":200,"url":"https://static.crates.io/crates/strsim/strsim-0.10.0.crate","version":"1"}
 # The prefix (`<PRI>TIME HOST TAG: `, or rsyslog's `Mon DD HH:MM:SS HOST TAG: `) is optional; its
 # host (`cache-iad-...`) names the POP when the JSON does not.
-FASTLY_PREFIX_PATTERN = (
-    r"^(?:(?:<\d+>)?(?:[A-Z][a-z]{2} [ \d]\d \d\d:\d\d:\d\d|\S+) (\S+) [^:{]*: )?(\{.*\})\s*$"
-)
-# The same prefix alone (the text before the line's first `{`), for the fast path: group 1 is
-# the whole prefix (empty when there is none, null when it does not read), group 2 the host.
-_FASTLY_HEAD = r"^((?:(?:<\d+>)?(?:[A-Z][a-z]{2} [ \d]\d \d\d:\d\d:\d\d|\S+) (\S+) [^:{]*: )?)$"
+_SYSLOG_TIME = r"(?:<\d+>)?(?:[A-Z][a-z]{2} [ \d]\d \d\d:\d\d:\d\d|\S+) "
+FASTLY_PREFIX_PATTERN = r"^(?:" + _SYSLOG_TIME + r"(\S+) [^:{]*: )?(\{.*\})\s*$"
+# The same line with the whole prefix captured (group 1) instead of its host, for the lines the
+# fast path does not read; and the prefix alone: checked without captures (the regex engine
+# runs that as a DFA, several times faster), the host read from it only when it is needed.
+_PREFIX = r"(?:" + _SYSLOG_TIME + r"\S+ [^:{]*: )?"
+_FASTLY_LINE = r"^(" + _PREFIX + r")(\{.*\})\s*$"
+_FASTLY_HEAD_OK = r"^" + _PREFIX + r"$"
+_FASTLY_HOST = r"^" + _SYSLOG_TIME + r"(\S+) [^:{]*: $"
 
 # Default JSON keys per field, first present wins. Fastly's recommended JSON log format names
 # (`client_ip`, `request_method`, `response_status`, `response_body_size`, `response_state`, ...)
@@ -382,11 +385,6 @@ class FastlyFormat(LogFormat):
             pick("elapsed_ms").cast(pl.Float64, strict=False),
             pick("elapsed_us").cast(pl.Float64, strict=False) / 1000.0,
         )
-        pop = pl.coalesce(
-            pick("pop"),
-            # the syslog host cache-iad-kiad7000128 is in POP IAD
-            pl.col("__host").str.extract(r"^cache-([a-z]{3})\d*-").str.to_uppercase(),
-        )
         cols = {
             "time": pick("time"),
             "client": pick("client"),
@@ -398,7 +396,7 @@ class FastlyFormat(LogFormat):
             "bytes": pick("bytes"),
             "referer": _str_or_null(pick("referer")),
             "user_agent": _str_or_null(pick("user_agent")),
-            "pop": _str_or_null(pop),
+            "pop": pick("pop"),
             "cache_state": _str_or_null(pick("cache_state")),
             "elapsed_ms": elapsed.cast(pl.String),
         }
@@ -412,7 +410,7 @@ class FastlyFormat(LogFormat):
             )
         else:
             reason = pl.when(pl.col("__json").is_null()).then(pl.lit("no_match"))
-        return (
+        out = (
             framed.lazy()
             .with_columns(decoded)
             .select(
@@ -420,9 +418,20 @@ class FastlyFormat(LogFormat):
                 "raw",
                 *(e.alias(k) for k, e in cols.items()),
                 reason.otherwise(None).alias("reason"),
+                "__head",
             )
             .collect(engine="streaming")
         )
+        # The syslog host cache-iad-kiad7000128 is in POP IAD: read for the objects that name no
+        # POP only (most logs name it in the JSON, and the host costs a regex per line).
+        rows = (out["pop"].is_null() & out["reason"].is_null()).arg_true()
+        pop = out["pop"]
+        if len(rows):
+            host = syslog_host(pl.col("__head")).str.extract(r"^cache-([a-z]{3})\d*-")
+            found = out[rows].select(host.str.to_uppercase())
+            pop = pop.scatter(rows, found.to_series())
+        out = out.with_columns(pop).drop("__head")
+        return out.with_columns(_str_or_null(pl.col("pop")).alias("pop"))
 
     def matches(self, sample: Sequence[str]) -> int:
         n = 0
@@ -438,39 +447,41 @@ class FastlyFormat(LogFormat):
         return n
 
 
-def _split_fastly(lines: pl.DataFrame) -> pl.DataFrame:
-    """`raw` -> `__host` (the syslog host) and `__json` (the object), as FASTLY_PREFIX_PATTERN
-    reads them; null `__json` when the line is not a (prefixed) JSON object.
+def syslog_host(head: pl.Expr) -> pl.Expr:
+    """The host named in a syslog prefix (`<134>TIME HOST TAG: `), null if there is none."""
+    return head.str.extract(_FASTLY_HOST, 1)
 
-    The line is cut at its first `{`, and only the short text before it is matched with a regex
+
+def _split_fastly(lines: pl.DataFrame) -> pl.DataFrame:
+    """`raw` -> `__head` (the syslog prefix, empty if none) and `__json` (the object), as
+    FASTLY_PREFIX_PATTERN reads them; both null when the line is not a (prefixed) JSON object.
+
+    The line is cut at its first `{`, and only the short text before it is checked with a regex
     (a capture over the whole ~450-byte line cost more than decoding the JSON); lines whose cut
-    does not read (a `{` inside the prefix) go through the full pattern.
+    does not read (a `{` inside the prefix, text after the object) go through the full pattern.
     """
     raw = pl.col("raw")
     start = raw.str.find("{", literal=True)
     head = raw.str.slice(0, start)
-    body = raw.str.slice(start).str.strip_chars_end()
-    parts = head.str.extract_groups(_FASTLY_HEAD).struct
     fast = (
         lines.lazy()
-        .with_columns(parts.field("1").alias("__head"), parts.field("2").alias("__host"))
         .with_columns(
-            body.alias("__json"),
-            (pl.col("__head").is_not_null() & body.str.ends_with("}"))
+            head.alias("__head"),
+            raw.str.slice(start).alias("__json"),
+            (head.str.contains(_FASTLY_HEAD_OK) & raw.str.ends_with("}"))
             .fill_null(False)
             .alias("__ok"),
         )
-        .drop("__head")
         .collect(engine="streaming")
     )
     ok = fast["__ok"]
     if ok.all():
         return fast.drop("__ok")
-    pre = pl.col("raw").str.extract_groups(FASTLY_PREFIX_PATTERN).struct
+    whole = pl.col("raw").str.extract_groups(_FASTLY_LINE).struct
     slow = (
         fast.filter(~ok)
         .lazy()
-        .with_columns(pre.field("1").alias("__host"), pre.field("2").alias("__json"))
+        .with_columns(whole.field("1").alias("__head"), whole.field("2").alias("__json"))
         .collect(engine="streaming")
     )
     return pl.concat([fast.filter(ok), slow]).sort("line_no").drop("__ok")

@@ -529,11 +529,12 @@ _PREFIXES = st.sampled_from(
     st.sampled_from(["", " ", "  \t", "x"]),
 )
 def test_fastly_fast_split_reads_as_the_full_pattern(prefix: str, body: str, tail: str) -> None:
-    from pipeline.formats import FASTLY_PREFIX_PATTERN, _split_fastly
+    from pipeline.formats import FASTLY_PREFIX_PATTERN, _split_fastly, syslog_host
 
     raw = prefix + body + tail
     frame = pl.DataFrame({"line_no": [1], "raw": [raw]})
-    got = _split_fastly(frame).row(0, named=True)
+    split = _split_fastly(frame)
+    got = split.with_columns(syslog_host(pl.col("__head")).alias("__host")).row(0, named=True)
     want = frame.select(
         pl.col("raw").str.extract_groups(FASTLY_PREFIX_PATTERN).struct.unnest()
     ).row(0)
@@ -541,3 +542,20 @@ def test_fastly_fast_split_reads_as_the_full_pattern(prefix: str, body: str, tai
         want[1],
         want[0] if want[1] is not None else None,
     )
+
+
+def test_fastly_pop_from_the_json_else_from_the_syslog_host_line_by_line() -> None:
+    obj = '{"timestamp":"2026-11-20T10:00:00Z","client_ip":"203.0.113.7","url":"/","response_status":200%s}'
+    out = run(
+        [
+            b"<134>2026-11-20T10:00:00Z cache-iad-kiad7000128 x[1]: "
+            + (obj % ',"pop":"FRA"').encode(),
+            b"<134>2026-11-20T10:00:00Z cache-ams21-x y[1]: " + (obj % "").encode(),
+            b"<134>2026-11-20T10:00:00Z cache-sin-wsss1 z[1]: endpoint test message",
+            (obj % ',"pop":"-"').encode(),  # "-" means unknown, not "read the host"
+            (obj % "").encode(),  # no prefix, no POP
+        ],
+        FASTLY,
+    )
+    assert out.requests["pop"].to_list() == ["FRA", "AMS", None, None]
+    assert out.rejects["line_no"].to_list() == [3]
