@@ -1,4 +1,4 @@
-# dlcdn: make setup | demo | test | bench | bench-all | lint | lock | dev
+# dlcdn: make setup | demo | test | bench | bench-all | bench-memory | lint | lock | dev
 # Every target installs what it needs first, so a fresh clone needs only `make demo` or `make test`.
 
 SHELL := /bin/bash
@@ -9,7 +9,7 @@ BIN := $(VENV)/bin
 export UV_COMPILE_BYTECODE := 1
 export DAGSTER_HOME ?= $(CURDIR)/dagster_home
 
-.PHONY: setup demo test bench bench-all profile lint fmt lock dev clean system-deps fuzz audit
+.PHONY: setup demo test bench bench-all bench-memory profile lint fmt lock dev clean system-deps fuzz audit
 
 setup: $(VENV)/.installed
 
@@ -40,7 +40,8 @@ bench: setup
 	$(BIN)/python benchmarks/bench_ingest.py --runs 3
 
 # The whole benchmark suite (about 40 minutes on 2 cores): 5M and 20M generated lines, plain and
-# gzip, both formats; the history cost; a profile. Tables go to bench-data/results-*.md.
+# gzip, both formats; the history cost; a profile. Tables go to bench-data/results-*.md
+# (make bench-memory, separate: ~15 minutes).
 bench-all: setup
 	set -e; for f in combined fastly; do for z in "" --gzip; do \
 	  $(BIN)/python benchmarks/bench_ingest.py --format $$f $$z --runs 3 | tee bench-data/results-5M-$$f$$z.md; \
@@ -48,6 +49,10 @@ bench-all: setup
 	done; done
 	$(BIN)/python benchmarks/bench_history.py --runs 7 | tee bench-data/results-history.md
 	$(BIN)/python benchmarks/profile_ingest.py | tee bench-data/results-profile.md
+
+# RSS over an ingest of 20M gzip lines and of the same file 10 times over (234M lines, ~10 min).
+bench-memory: setup
+	$(BIN)/python benchmarks/bench_memory.py --gzip --repeat 10 | tee bench-data/results-memory.md
 
 profile: setup
 	$(BIN)/python benchmarks/profile_ingest.py

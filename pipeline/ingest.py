@@ -7,7 +7,9 @@ For every file `lines_total = lines_blank + rows_parsed + rows_rejected`.
 
 from __future__ import annotations
 
+import ctypes
 import datetime as dt
+import functools
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
@@ -43,6 +45,29 @@ PARSE_THREADS = 2
 PARSE_AHEAD = 2
 
 Progress = Callable[[int, int], None]  # (lines so far, decompressed bytes so far)
+
+
+@functools.cache
+def _malloc_trim() -> Callable[[int], int] | None:
+    try:
+        return ctypes.CDLL("libc.so.6").malloc_trim  # type: ignore[no-any-return]
+    except (OSError, AttributeError):  # not glibc (musl, macOS): no such heap to trim
+        return None
+
+
+def release_free_heap() -> None:
+    """Returns the free pages inside glibc's heap to the system (elsewhere: nothing to do).
+
+    Blocks of 8 MiB and the arrays built on them come and go in the C heap, which fragments it:
+    pages freed between live allocations stayed resident, and RSS grew with the input (906 ->
+    1,684 MiB from the first tenth to the end of a 234M-line file; trimmed after each batch,
+    791 -> 910 MiB, peak 964). A fixed mmap threshold kept RSS as flat, but mapping every large
+    buffer afresh cost 14% of the Fastly ingest; a trim after each batch costs ~5% there, one
+    every 4th batch nothing measurable but it peaked above 1 GiB.
+    """
+    trim = _malloc_trim()
+    if trim is not None:
+        trim(0)
 
 
 @dataclass
@@ -164,6 +189,7 @@ def ingest_file(
     done_bytes = 0
     reasons: dict[str, int] = {}
     for n, nbytes, parsed in _parsed_in_order(iter_batches(path, state), ctx):
+        release_free_heap()
         report.lines_total += n
         report.lines_blank += parsed.blank
         report.rows_parsed += parsed.requests.height
