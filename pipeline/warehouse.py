@@ -186,9 +186,7 @@ class Warehouse:
         if read_only and self.db_path.exists():
             return duckdb.connect(str(self.db_path), read_only=True)
         self.ensure()
-        return duckdb.connect(
-            str(self.db_path), config={"storage_compatibility_version": STORAGE_COMPATIBILITY}
-        )
+        return _writable(self.db_path)
 
     def refresh_views(self) -> None:
         """(Re)creates the views; called after every commit, and cheap enough to call anytime.
@@ -215,10 +213,7 @@ class Warehouse:
         if not self.db_path.exists():
             self.ensure()
             fresh = self.db_path.with_name(f".{self.db_path.name}.{uuid.uuid4().hex}.tmp")
-        con = duckdb.connect(
-            str(fresh or self.db_path),
-            config={"storage_compatibility_version": STORAGE_COMPATIBILITY},
-        )
+        con = _writable(fresh or self.db_path)
         try:
             con.execute("BEGIN TRANSACTION")
             for stmt in statements:
@@ -332,6 +327,12 @@ class Warehouse:
 def _empty_select(schema: pl.Schema) -> str:
     cols = ", ".join(f"CAST(NULL AS {duckdb_type(t)}) AS {name}" for name, t in schema.items())
     return f"SELECT {cols} WHERE false"
+
+
+def _writable(path: Path) -> duckdb.DuckDBPyConnection:
+    return duckdb.connect(
+        str(path), config={"storage_compatibility_version": STORAGE_COMPATIBILITY}
+    )
 
 
 def _pid_alive(pid: int) -> bool:
