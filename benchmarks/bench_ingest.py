@@ -159,19 +159,22 @@ def run_child(code: str, *args: str) -> str:
     return proc.stdout.decode().strip()
 
 
+# Runs `python -c CODE ARGS...` and prints its wall time, its own peak RSS (getrusage of the
+# child, which the parent's figure would mix with its own) and its output on one line.
+RSS_WRAPPER = (
+    "import resource, subprocess, sys, time\n"
+    "t = time.perf_counter()\n"
+    "p = subprocess.run([sys.executable, '-c', sys.argv[1], *sys.argv[2:]], capture_output=True)\n"
+    "wall = time.perf_counter() - t\n"
+    "if p.returncode: sys.stderr.write(p.stderr.decode()); sys.exit(1)\n"
+    "rss = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024\n"
+    "print(wall, rss, p.stdout.decode().strip().replace(chr(10), ' '))\n"
+)
+
+
 def measured(code: str, *args: str) -> tuple[float, int, str]:
-    """Wall time and the child's own peak RSS (via a wrapper that reports getrusage of its child)."""
-    wrapper = (
-        "import resource, subprocess, sys, time\n"
-        "t = time.perf_counter()\n"
-        "p = subprocess.run([sys.executable, '-c', sys.argv[1], *sys.argv[2:]], capture_output=True)\n"
-        "wall = time.perf_counter() - t\n"
-        "if p.returncode: sys.stderr.write(p.stderr.decode()); sys.exit(1)\n"
-        "rss = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024\n"
-        "print(wall, rss, p.stdout.decode().strip().replace(chr(10), ' '))\n"
-    )
-    out = run_child(wrapper, code, *args)
-    wall, rss, rest = out.split(" ", 2)
+    """Wall time, peak RSS and output of `code` run in a fresh interpreter (see RSS_WRAPPER)."""
+    wall, rss, rest = run_child(RSS_WRAPPER, code, *args).split(" ", 2)
     return float(wall), int(rss), rest
 
 

@@ -21,7 +21,13 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench_ingest import CHILD_DLCDN, REPO, ensure_data, file_arguments  # noqa: E402
+from bench_ingest import (  # noqa: E402
+    CHILD_DLCDN,
+    REPO,
+    RSS_WRAPPER,
+    ensure_data,
+    file_arguments,
+)
 
 
 def repeated(src: Path, times: int) -> Path:
@@ -42,20 +48,14 @@ def repeated(src: Path, times: int) -> Path:
 
 def sampled_run(src: Path, warehouse: Path) -> tuple[float, int, list[tuple[float, int]], int]:
     """Wall time, peak RSS (bytes), RSS samples (s, bytes) and lines of one child ingest."""
-    wrapper = (
-        "import resource, subprocess, sys\n"
-        "p = subprocess.run([sys.executable, '-c', sys.argv[1], *sys.argv[2:]], capture_output=True)\n"
-        "if p.returncode: sys.stderr.write(p.stderr.decode()); sys.exit(1)\n"
-        "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024, p.stdout.decode())\n"
-    )
     started = time.perf_counter()
     proc = subprocess.Popen(
-        [sys.executable, "-c", wrapper, CHILD_DLCDN, str(src), str(warehouse)],
+        [sys.executable, "-c", RSS_WRAPPER, CHILD_DLCDN, str(src), str(warehouse)],
         cwd=REPO,
         stdout=subprocess.PIPE,
     )
     samples: list[tuple[float, int]] = []
-    child: int | None = None
+    child: int | None = None  # the ingest itself, a child of the wrapper
     while proc.poll() is None:
         if child is None:
             kids = Path(f"/proc/{proc.pid}/task/{proc.pid}/children")
@@ -69,11 +69,11 @@ def sampled_run(src: Path, warehouse: Path) -> tuple[float, int, list[tuple[floa
             except (FileNotFoundError, IndexError):
                 pass
         time.sleep(2)
-    wall = time.perf_counter() - started
     out = proc.stdout.read().decode().split() if proc.stdout else []
     if proc.returncode:
         raise SystemExit("the ingest failed")
-    return wall, int(out[0]), samples, int(out[1])
+    wall, peak, lines = float(out[0]), int(out[1]), int(out[2])
+    return wall, peak, samples, lines
 
 
 def growth_per_million(samples: list[tuple[float, int]], lines: int, wall: float) -> float:

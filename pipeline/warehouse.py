@@ -211,7 +211,6 @@ class Warehouse:
             stale.unlink()  # a new database a killed writer did not finish
         fresh = None
         if not self.db_path.exists():
-            self.ensure()
             fresh = self.db_path.with_name(f".{self.db_path.name}.{uuid.uuid4().hex}.tmp")
         con = _writable(fresh or self.db_path)
         try:
