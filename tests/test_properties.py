@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 from pipeline import alpine, privacy
 from pipeline.formats import nginx_format
 from pipeline.parse import mask_ip_text
+from pipeline.reader import batch_from_bytes
 from pipeline.schema import ARCHES, CLIENT_KINDS, FILE_KINDS
 
 FUZZ = Path(__file__).parent / "fuzz"
@@ -140,6 +141,35 @@ def test_nginx_log_format_reads_what_it_describes(fields: list[str], sep: str) -
         "/alpine/edge/main/x86/APKINDEX.tar.gz",
         "libfetch/2.0",
     )
+
+
+_LINE = st.one_of(
+    st.text(st.characters(exclude_characters="\n", exclude_categories=["Cs"]), max_size=30).map(
+        str.encode
+    ),
+    st.binary(max_size=30).map(lambda b: b.replace(b"\n", b"")),  # often not UTF-8
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(_LINE, max_size=12), _LINE)
+def test_batch_lines_are_the_lines_and_only_bad_ones_are_flagged(
+    lines: list[bytes], tail: bytes
+) -> None:
+    # The reader hands over a block whose last bytes (`tail`) start a line the next block ends.
+    chunk = b"".join(line + b"\n" for line in lines)
+    batch = batch_from_bytes(chunk + tail, 7, end=len(chunk))
+    assert batch.first_line_no == 7
+    assert batch.lines.to_pylist() == [
+        (line + b"\n").decode("utf-8", errors="replace") for line in lines
+    ]
+    want_bad = set()
+    for i, line in enumerate(lines):
+        try:
+            line.decode("utf-8")
+        except UnicodeDecodeError:
+            want_bad.add(i)
+    assert batch.bad == dict.fromkeys(sorted(want_bad), "invalid_utf8")
 
 
 @pytest.mark.parametrize(
