@@ -42,18 +42,37 @@ class Geolocator:
 class FactCache:
     """Fact rows keyed by one column, computed once per key and shared by the batches of a file.
 
-    A batch costs two joins against the cached rows (in polars, no per-value Python), and the
-    compute function runs on the keys never seen before only. Past `max_rows` the cache starts
-    over, so memory stays bounded however many distinct keys a file has.
+    A batch costs a probe of the cached rows (in polars, no per-value Python), and the compute
+    function runs on the keys never seen before only. Past `max_rows` the cache starts over, so
+    memory stays bounded however many distinct keys a file has.
+
+    The rows live in two frames: `main`, kept in one chunk, and `recent`, the rows added since
+    `main` was last rebuilt. Probing a frame of many chunks costs several times more (a batch
+    adds a chunk), and copying the whole cache into one chunk at every batch would cost as much
+    again; `recent` is merged into `main` once it reaches a quarter of it, so each row is copied
+    a few times over a file, not once per batch.
     """
 
     _HASH = "__key_hash"
+    _MERGE_FRACTION = 4  # `recent` joins `main` past 1/4 of its rows
+    _RECENT_CHUNKS = 8  # and is put in one chunk past this many
 
     def __init__(self, key: str, max_rows: int = 1_000_000) -> None:
         self.key = key
         self.max_rows = max_rows
-        self.table: pl.DataFrame | None = None  # fact rows plus the key's 64-bit hash
+        # Fact rows plus the key's 64-bit hash.
+        self.main: pl.DataFrame | None = None
+        self.recent: pl.DataFrame | None = None
         self.lock = threading.Lock()
+
+    @property
+    def table(self) -> pl.DataFrame | None:
+        """Every cached row (one frame; for inspection)."""
+        levels = self._levels()
+        return pl.concat(levels) if levels else None
+
+    def _levels(self) -> list[pl.DataFrame]:
+        return [t for t in (self.main, self.recent) if t is not None]
 
     def _hashed(self, frame: pl.DataFrame) -> pl.DataFrame:
         return frame.with_columns(pl.col(self.key).hash().alias(self._HASH))
@@ -64,11 +83,11 @@ class FactCache:
         """The fact rows of every distinct non-null value of `values`."""
         distinct = self._hashed(values.drop_nulls().unique().rename(self.key).to_frame())
         with self.lock:
-            table = self.table
-        if table is None:
+            levels = self._levels()
+        if not levels:
             known, missing = None, distinct[self.key]
         else:
-            known = self._among(table, distinct)
+            known = self._among(levels, distinct)
             if known.height == distinct.height:
                 return known.drop(self._HASH)
             missing = distinct.join(known.select(self.key), on=self.key, how="anti")[self.key]
@@ -77,15 +96,16 @@ class FactCache:
         out = rows if known is None else pl.concat([known, rows])
         return out.drop(self._HASH)
 
-    def _among(self, table: pl.DataFrame, keys: pl.DataFrame) -> pl.DataFrame:
-        """The rows of `table` whose key is in `keys` (a frame with the key and its hash).
+    def _among(self, levels: list[pl.DataFrame], keys: pl.DataFrame) -> pl.DataFrame:
+        """The cached rows whose key is in `keys` (a frame with the key and its hash).
 
-        The cache is probed by the integer hash of the batch's keys (a semi join hashes the
-        small side and streams the cache past it; a string join would hash the whole cache every
+        Rows are picked by the integer hash of the batch's keys (a hash set of the batch's few
+        keys, probed by the cache's hash column; a string join would hash the whole cache every
         batch), then the few candidates are checked on the key itself, so a hash collision
         cannot hand one key another's facts.
         """
-        candidates = table.join(keys.select(self._HASH), on=self._HASH, how="semi")
+        wanted = pl.col(self._HASH).is_in(keys[self._HASH].implode())
+        candidates = pl.concat([t.filter(wanted) for t in levels]).rechunk()
         return candidates.join(keys.select(self.key), on=self.key, how="semi")
 
     def _add(self, rows: pl.DataFrame) -> None:
@@ -93,16 +113,22 @@ class FactCache:
         # row would keep its whole batch alive. Own copies cost little (new keys only).
         rows = rows.with_columns(pl.col(pl.String) + "")
         with self.lock:
-            if self.table is None or self.table.height + rows.height > self.max_rows:
-                self.table = rows
+            levels = self._levels()
+            if not levels or sum(t.height for t in levels) + rows.height > self.max_rows:
+                self.main, self.recent = rows.rechunk(), None
                 return
             # Another thread may have added some of the same keys meanwhile: keep one row per key.
-            dup = self._among(self.table, rows)
+            dup = self._among(levels, rows)
             if dup.height:
                 rows = rows.join(dup.select(self.key), on=self.key, how="anti")
-            self.table = pl.concat([self.table, rows], rechunk=False)
-            if self.table.n_chunks() > 64:
-                self.table = self.table.rechunk()
+            recent = rows if self.recent is None else pl.concat([self.recent, rows], rechunk=False)
+            assert self.main is not None
+            if recent.height * self._MERGE_FRACTION > self.main.height:
+                self.main, self.recent = pl.concat([self.main, recent]).rechunk(), None
+            else:
+                self.recent = (
+                    recent.rechunk() if recent.n_chunks() > self._RECENT_CHUNKS else recent
+                )
 
 
 @dataclass
