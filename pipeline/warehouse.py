@@ -38,7 +38,13 @@ DB_NAME = "warehouse.duckdb"
 STORAGE_COMPATIBILITY = "v1.5.0"
 # Aggregate tables (pipeline.aggregates) and the hive key of their partitions.
 AGGREGATES = {"daily_traffic": "date", "weekly_traffic": "week"}
-PARQUET_OPTIONS = {"compression": "zstd", "compression_level": 3, "write_statistics": True}
+PARQUET_OPTIONS = {"compression": "zstd", "compression_level": 3}
+# Row-group statistics (min, max, null count) let DuckDB skip row groups. They pay off for
+# columns whose values follow the file's order (ts, line_no), and for text that is often wholly
+# null in a row group: a mirror log has no POP or cache state, and the shipped queries filter
+# `cache_state`, `arch` and `client_net` on IS NOT NULL. For other text the minimum and maximum
+# span nearly every value in every row group, and computing them cost ~20% of the writer's time.
+STATISTICS_TEXT_COLUMNS = frozenset({"cache_state", "pop", "arch", "client_net"})
 # Manifest rows are written one file per ingested file (an atomic rename each); past this many
 # such files they are merged into one, so reading the manifest costs the same after a year.
 MANIFEST_MERGE_AT = 16
@@ -371,6 +377,9 @@ class PartitionWriter:
         self.table = table
         self.schema = arrow_schema(schema)
         self.columns = list(schema)
+        self.statistics = [
+            c for c, dtype in schema.items() if dtype != pl.String or c in STATISTICS_TEXT_COLUMNS
+        ]
         self.writers: dict[str, pq.ParquetWriter] = {}
 
     def write(self, df: pl.DataFrame) -> None:
@@ -383,7 +392,9 @@ class PartitionWriter:
                 rel = f"{self.table}/date={key}/{self.staged.file_id}.parquet"
                 path = self.staged.dir / rel
                 path.parent.mkdir(parents=True, exist_ok=True)
-                writer = pq.ParquetWriter(path, self.schema, **PARQUET_OPTIONS)
+                writer = pq.ParquetWriter(
+                    path, self.schema, write_statistics=self.statistics, **PARQUET_OPTIONS
+                )
                 self.writers[key] = writer
                 self.staged.files.append(rel)
             writer.write_table(part.select(self.columns).to_arrow().cast(self.schema))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import gzip
+import os
 import shutil
 import subprocess
 import sys
@@ -244,6 +245,24 @@ def test_parquet_files_follow_the_schema(tmp_path: Path, wh: Warehouse) -> None:
     assert pl.read_parquet(part, hive_partitioning=False).schema == REQUESTS
 
 
+def test_row_group_statistics_where_queries_can_skip(tmp_path: Path, wh: Warehouse) -> None:
+    import pyarrow.parquet as pq
+
+    f = tmp_path / "a.log"
+    f.write_bytes(b"".join(line(i) for i in range(50)))
+    ingest(f, wh)
+    (part,) = list((wh.root / "requests").rglob("*.parquet"))
+    group = pq.ParquetFile(part).metadata.row_group(0)
+    stats = {group.column(i).path_in_schema: group.column(i).statistics for i in range(35)}
+    assert stats["ts"] is not None and stats["ts"].has_min_max
+    assert stats["line_no"].min == 1 and stats["line_no"].max == 50
+    # A mirror log has no cache state: the null count says the whole row group can be skipped.
+    assert stats["cache_state"].null_count == 50
+    assert stats["arch"].has_min_max and stats["arch"].min == "x86_64"
+    # Free text: min and max span every row group; not worth computing.
+    assert stats["user_agent"] is None and stats["path"] is None
+
+
 def test_branch_status_macro(tmp_path: Path, wh: Warehouse) -> None:
     # supported vs end-of-life at the request date; latest-stable resolved first
     f = tmp_path / "a.log"
@@ -396,3 +415,26 @@ def test_a_duplicate_ingest_still_clears_what_a_killed_one_left(
     (stale / "requests").mkdir(parents=True)
     assert ingest(f, wh).status == "duplicate"
     assert not any((wh.root / ".staging").iterdir())
+
+
+@pytest.mark.parametrize("entry", ["pipeline.cli", "assets.definitions"])
+def test_polars_allocator_setting_is_in_place_before_polars_loads(entry: str) -> None:
+    # jemalloc reads its settings once, when polars is first imported: the package must set them
+    # before that, whichever way the process starts (the CLI, a Dagster code location).
+    spy = (
+        "import os, sys\n"
+        "seen = []\n"
+        "class Spy:\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        "        if name == 'polars' and not seen:\n"
+        "            seen.append(os.environ.get('_RJEM_MALLOC_CONF'))\n"
+        "sys.meta_path.insert(0, Spy())\n"
+        f"import {entry}\n"
+        "import polars\n"  # if the entry point has not already
+        "print(seen)\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "_RJEM_MALLOC_CONF"}
+    out = subprocess.run(
+        [sys.executable, "-c", spy], capture_output=True, text=True, env=env, check=True
+    ).stdout
+    assert out.strip() == "['dirty_decay_ms:10000,muzzy_decay_ms:10000']"

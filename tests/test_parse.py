@@ -484,6 +484,19 @@ def test_fact_cache_starts_over_past_its_bound() -> None:
     assert calls == [["a", "b"], ["c", "d"], ["a"]]
 
 
+def test_fact_cache_stays_in_few_chunks_over_many_batches() -> None:
+    # Probing a frame of many chunks costs several times more; each batch adds one.
+    cache = parse.FactCache("k")
+    for b in range(200):
+        keys = pl.Series([f"k{b}-{i}" for i in range(50)] + ["k0-0"])
+        got = cache.lookup(keys, _facts)
+        assert got.height == keys.n_unique() and set(got["k"]) == set(keys)
+    assert cache.main is not None and cache.main.n_chunks() == 1
+    assert cache.recent is None or cache.recent.n_chunks() <= 8
+    assert cache.table is not None and cache.table.height == 200 * 50
+    assert cache.table["k"].n_unique() == 200 * 50
+
+
 def test_fact_cache_keeps_one_row_per_key_under_concurrent_batches() -> None:
     import threading
 
