@@ -38,11 +38,9 @@ from pipeline.warehouse import PartitionWriter, Warehouse, new_staging
 # ingest date, so that a file of garbage cannot hold memory.
 MAX_PENDING_REJECTS = 100_000
 
-# Two parser threads match the two cores of the reference server. Two batches of 8 MiB parse
-# while the one before them is written: with one, a core idled whenever the writer ran (~8% of
-# the Fastly ingest); more in flight add memory but no speed. Peak RSS stays under 1 GiB (most
-# of it allocator caches, the fact caches and the mapped GeoIP database; see README.md,
-# "Performance and scale").
+# Two parser threads match the two cores of the reference server; two batches of 8 MiB in flight
+# keep peak RSS under 1 GiB (most of it allocator caches, the fact caches and the mapped GeoIP
+# database; see README.md, "Performance and scale").
 PARSE_THREADS = 2
 PARSE_AHEAD = 2
 
@@ -223,15 +221,14 @@ def _parsed_in_order(
     batches: Iterator[Batch], ctx: parse.Context
 ) -> Iterator[tuple[int, int, parse.Parsed]]:
     """Parses batches two at a time (polars releases the GIL, and most string kernels run on one
-    core per call), yielding results in file order. While the caller handles one result,
-    PARSE_AHEAD more batches are being parsed: at most PARSE_AHEAD + 1 are in memory."""
+    core per call), yielding results in file order; at most PARSE_AHEAD batches are in memory."""
     with ThreadPoolExecutor(max_workers=PARSE_THREADS, thread_name_prefix="dlcdn-parse") as pool:
         window: deque[tuple[int, int, Future[parse.Parsed]]] = deque()
         for batch in batches:
             window.append(
                 (len(batch.lines), batch.lines.nbytes, pool.submit(parse.parse_batch, batch, ctx))
             )
-            if len(window) > PARSE_AHEAD:
+            if len(window) >= PARSE_AHEAD:
                 n, nbytes, fut = window.popleft()
                 yield n, nbytes, fut.result()
         while window:
