@@ -253,7 +253,9 @@ def test_row_group_statistics_where_queries_can_skip(tmp_path: Path, wh: Warehou
     ingest(f, wh)
     (part,) = list((wh.root / "requests").rglob("*.parquet"))
     group = pq.ParquetFile(part).metadata.row_group(0)
-    stats = {group.column(i).path_in_schema: group.column(i).statistics for i in range(35)}
+    stats = {
+        group.column(i).path_in_schema: group.column(i).statistics for i in range(group.num_columns)
+    }
     assert stats["ts"] is not None and stats["ts"].has_min_max
     assert stats["line_no"].min == 1 and stats["line_no"].max == 50
     # A mirror log has no cache state: the null count says the whole row group can be skipped.
