@@ -1,4 +1,4 @@
-# dlcdn: make setup | demo | test | bench | bench-all | bench-memory | lint | lock | dev
+# dlcdn: make setup | demo | test | bench | bench-stages | bench-all | bench-memory | lint | lock | dev
 # Every target installs what it needs first, so a fresh clone needs only `make demo` or `make test`.
 
 SHELL := /bin/bash
@@ -9,7 +9,7 @@ BIN := $(VENV)/bin
 export UV_COMPILE_BYTECODE := 1
 export DAGSTER_HOME ?= $(CURDIR)/dagster_home
 
-.PHONY: setup demo test bench bench-all bench-memory profile lint fmt lock dev clean system-deps fuzz audit
+.PHONY: setup demo test bench bench-stages bench-all bench-memory profile lint fmt lock dev clean system-deps fuzz audit
 
 setup: $(VENV)/.installed
 
@@ -39,14 +39,20 @@ test: setup system-deps
 bench: setup
 	$(BIN)/python benchmarks/bench_ingest.py --runs 3
 
-# The whole benchmark suite (about 40 minutes on 2 cores): 5M and 20M generated lines, plain and
-# gzip, both formats; the history cost; a profile. Tables go to bench-data/results-*.md
-# (make bench-memory, separate: ~15 minutes).
+# CPU time of each ingest stage against the baselines', and the speed bound it sets (~3 minutes).
+bench-stages: setup
+	$(BIN)/python benchmarks/bench_stages.py --runs 3
+
+# The whole benchmark suite (about 50 minutes on 2 cores): 5M and 20M generated lines, plain and
+# gzip, both formats; the stages' CPU time; the history cost; a profile. Tables go to
+# bench-data/results-*.md (make bench-memory, separate: ~15 minutes).
 bench-all: setup
-	set -e; for f in combined fastly; do for z in "" --gzip; do \
+	set -eo pipefail; for f in combined fastly; do for z in "" --gzip; do \
 	  $(BIN)/python benchmarks/bench_ingest.py --format $$f $$z --runs 3 | tee bench-data/results-5M-$$f$$z.md; \
 	  $(BIN)/python benchmarks/bench_ingest.py --format $$f $$z --lines 20000000 | tee bench-data/results-20M-$$f$$z.md; \
 	done; done
+	set -eo pipefail; for f in combined fastly; do \
+	  $(BIN)/python benchmarks/bench_stages.py --format $$f --runs 3 | tee bench-data/results-stages-$$f.md; done
 	$(BIN)/python benchmarks/bench_history.py --runs 7 | tee bench-data/results-history.md
 	$(BIN)/python benchmarks/profile_ingest.py | tee bench-data/results-profile.md
 

@@ -156,8 +156,22 @@ class Parsed:
     blank: int
 
 
+@dataclass
+class Typed:
+    """A batch split into fields and typed, before enrichment."""
+
+    good: pl.DataFrame  # the lines that read: typed fields, line_no, raw
+    rejects: pl.DataFrame  # line_no, raw, reason
+    blank: int
+
+
 def parse_batch(batch: Batch, ctx: Context) -> Parsed:
     """Parses and enriches one batch of lines."""
+    return enrich_typed(type_batch(batch, ctx.fmt), ctx)
+
+
+def type_batch(batch: Batch, fmt: LogFormat) -> Typed:
+    """Splits a batch's lines into fields and types them; lines that do not read get a reason."""
     n = len(batch.lines)
     lines = pl.DataFrame(
         {
@@ -180,24 +194,28 @@ def parse_batch(batch: Batch, ctx: Context) -> Parsed:
     )
     if batch.bad:
         lines = lines.filter(pl.col("pre_reason").is_null())
-    fields = ctx.fmt.extract_frame(lines.select("line_no", "raw"))
-    typed = fields.lazy().pipe(_typed, ctx.fmt.time_format).collect(engine="streaming")
+    fields = fmt.extract_frame(lines.select("line_no", "raw"))
+    typed = fields.lazy().pipe(_typed, fmt.time_format).collect(engine="streaming")
     rejects = pl.concat(
         [
             pre_rejects,
             typed.filter(pl.col("reason").is_not_null()).select("line_no", "raw", "reason"),
         ]
     )
-    good = typed.filter(pl.col("reason").is_null())
+    return Typed(good=typed.filter(pl.col("reason").is_null()), rejects=rejects, blank=blank)
+
+
+def enrich_typed(typed: Typed, ctx: Context) -> Parsed:
+    """The enriched rows of a typed batch, and its rejects with the file and masked text."""
     return Parsed(
-        requests=_enrich(good, ctx),
-        rejects=rejects.sort("line_no").with_columns(
+        requests=_enrich(typed.good, ctx),
+        rejects=typed.rejects.sort("line_no").with_columns(
             pl.lit(ctx.file_id).alias("file_id"),
             pl.col("raw").map_batches(
                 lambda s: mask_ips(s, keep_ips=ctx.keep_raw_ip), return_dtype=pl.String
             ),
         ),
-        blank=blank,
+        blank=typed.blank,
     )
 
 
