@@ -125,22 +125,19 @@ def main() -> None:
             spent = ", ".join(f"{s} {result['cpu'][s]:.2f}" for s in STAGES)
             print(f"  run {run + 1}: {result['rows']:,} rows; stage CPU s: {spent}", flush=True)
 
-    def median(values: list[float]) -> float:
-        return statistics.median(values)
-
     print()
     print(
         f"file: {src.name}, {src.stat().st_size / 1e6:,.0f} MB, {cores} cores, median of {args.runs}"
     )
+    walls = {name: statistics.median([w for w, _ in runs]) for name, runs in baselines.items()}
+    cpus = {name: statistics.median([c for _, c in runs]) for name, runs in baselines.items()}
     print("| baseline | wall s | CPU s |")
     print("|---|---|---|")
-    for name, runs in baselines.items():
-        print(
-            f"| {name} | {median([w for w, _ in runs]):.2f} | {median([c for _, c in runs]):.2f} |"
-        )
+    for name in baselines:
+        print(f"| {name} | {walls[name]:.2f} | {cpus[name]:.2f} |")
     print()
-    cpu = {s: median([run[s] for run in stages]) for s in STAGES}
-    polars_cpu = median([c for _, c in baselines["polars regex"]])
+    cpu = {s: statistics.median([run[s] for run in stages]) for s in STAGES}
+    polars_cpu = cpus["polars regex"]
     print("| dlcdn ingest stage (one after the other) | CPU s | x the polars regex parse's CPU |")
     print("|---|---|---|")
     for s in STAGES:
@@ -148,7 +145,6 @@ def main() -> None:
     total = sum(cpu.values())
     print(f"| all four | {total:.2f} | {total / polars_cpu:.2f}x |")
     print()
-    walls = {name: median([w for w, _ in runs]) for name, runs in baselines.items()}
     print(
         f"| stages that cannot be skipped, spread perfectly over {cores} cores | wall s at least |"
         + "".join(f" at most x the {name} |" for name in walls)
