@@ -259,7 +259,7 @@ def _decode_lossy(
         try:
             codecs.utf_8_decode(view[start:end], "strict", True)
         except UnicodeDecodeError:
-            fixed = bytes(view[start:end]).decode("utf-8", errors="replace").encode("utf-8")
+            fixed = codecs.utf_8_decode(view[start:end], "replace", True)[0].encode("utf-8")
             parts.append(view[pos:start])
             parts.append(fixed)
             bad.append(line)
