@@ -26,7 +26,6 @@ from __future__ import annotations
 import json
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -37,9 +36,9 @@ from bench_ingest import (  # noqa: E402
     BASELINE_PATTERNS,
     CHILD_POLARS,
     CHILD_PYTHON,
-    REPO,
     ensure_data,
     file_arguments,
+    run_child,
 )
 
 STAGES = ("read", "parse", "enrich", "write")
@@ -90,16 +89,15 @@ print(json.dumps({"cpu": spent, "wall": time.perf_counter() - w0, "rows": rows})
 
 
 def cpu_run(code: str, *args: str) -> tuple[float, float, str]:
-    """Wall seconds, CPU seconds (user + system, every thread) and stdout of `code` in a child."""
+    """Wall seconds, CPU seconds (user + system, every thread and worker) and stdout of `code`
+    run in a fresh interpreter (bench_ingest's `run_child`)."""
     before = os.times()
-    proc = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, cwd=REPO)
+    out = run_child(code, *args)
     after = os.times()
-    if proc.returncode != 0:
-        raise SystemExit(f"benchmark child failed:\n{proc.stderr.decode()[-2000:]}")
     cpu = (after.children_user - before.children_user) + (
         after.children_system - before.children_system
     )
-    return after.elapsed - before.elapsed, cpu, proc.stdout.decode().strip()
+    return after.elapsed - before.elapsed, cpu, out
 
 
 def main() -> None:
