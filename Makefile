@@ -18,7 +18,7 @@ $(VENV)/.installed: requirements.lock pyproject.toml
 	$(BIN)/python -m pip install --quiet uv==0.13.8
 	$(BIN)/uv pip sync --quiet --python $(BIN)/python requirements.lock
 	$(BIN)/uv pip install --quiet --python $(BIN)/python --no-deps -e .
-	$(BIN)/python -m pipeline.geoip install-default
+	$(BIN)/python -m pipeline.geo.geoip install-default
 	touch $@
 
 # Debian tools the tests use: GoAccess is the independent analyzer the parser is checked against;

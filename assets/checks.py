@@ -8,7 +8,7 @@ from assets.ingest import requests
 from assets.partitions import daily, landing_files
 from assets.resources import DlcdnResource
 from assets.traffic import daily_traffic
-from pipeline import quality
+from pipeline.warehouse import quality
 
 
 def _result(v: quality.Validation) -> dg.AssetCheckResult:

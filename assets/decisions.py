@@ -9,8 +9,9 @@ import polars as pl
 from assets.partitions import weekly
 from assets.resources import DlcdnResource
 from assets.traffic import weekly_traffic
-from pipeline import decisions, queries
-from pipeline.warehouse import Warehouse, atomic_write_parquet
+from pipeline.decisions import tables as decisions
+from pipeline.warehouse import queries
+from pipeline.warehouse.store import Warehouse, atomic_write_parquet
 
 
 def _write_decision(wh: Warehouse, week: str, name: str, frame: pl.DataFrame) -> Path:
@@ -27,7 +28,7 @@ def _write_decision(wh: Warehouse, week: str, name: str, frame: pl.DataFrame) ->
     kinds={"python", "parquet"},
     deps=[weekly_traffic],
     description="Mirror site sets for k = 1..5 ranked on the four weeks of client demand ending "
-    "with this ISO week (pipeline/placement.py; sites from pipeline/data/sites.yaml).",
+    "with this ISO week (pipeline/decisions/placement.py; sites from pipeline/data/sites.yaml).",
 )
 def mirror_placement(
     context: dg.AssetExecutionContext, dlcdn: DlcdnResource
@@ -55,7 +56,7 @@ def mirror_placement(
     kinds={"python", "parquet"},
     deps=[weekly_traffic],
     description="Egress per month (edge and origin): actuals, month-to-date projection and a "
-    "6-month forecast against DLCDN_EGRESS_BUDGET_TB, with the backtest MAPE (pipeline/budget.py).",
+    "6-month forecast against DLCDN_EGRESS_BUDGET_TB, with the backtest MAPE (pipeline/decisions/budget.py).",
 )
 def egress_budget(context: dg.AssetExecutionContext, dlcdn: DlcdnResource) -> dg.MaterializeResult:
     wh = dlcdn.open_warehouse()

@@ -15,8 +15,8 @@ import dagster as dg
 
 from assets.definitions import defs
 from assets.resources import DlcdnResource
-from pipeline import queries
-from pipeline.generate import generate
+from pipeline.synthetic.generate import generate
+from pipeline.warehouse import queries
 
 
 def demo_week(today: dt.date | None = None) -> dt.date:

@@ -6,8 +6,8 @@ import dagster as dg
 
 from assets.partitions import landing_files
 from assets.resources import DlcdnResource
-from pipeline.ingest import FileReport, ingest_file
-from pipeline.reader import InputError
+from pipeline.ingest.reader import InputError
+from pipeline.ingest.run import FileReport, ingest_file
 
 
 @dg.asset(

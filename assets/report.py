@@ -12,9 +12,9 @@ from assets.decisions import egress_budget, mirror_placement
 from assets.partitions import weekly
 from assets.resources import DlcdnResource
 from assets.traffic import weekly_traffic
-from pipeline import mail
-from pipeline import report as report_mod
-from pipeline.aggregates import iso_week_start
+from pipeline.report import build as report_mod
+from pipeline.report import mail
+from pipeline.warehouse.aggregates import iso_week_start
 
 
 def _iso_week(partition_key: str) -> str:

@@ -4,10 +4,10 @@ from pathlib import Path
 
 import dagster as dg
 
-from pipeline import enrich_setup
-from pipeline.landing import Landing
+from pipeline.ingest import enrich as enrich_setup
+from pipeline.ingest.landing import Landing
 from pipeline.settings import Settings, load
-from pipeline.warehouse import Warehouse
+from pipeline.warehouse.store import Warehouse
 
 
 class DlcdnResource(dg.ConfigurableResource):

@@ -7,7 +7,7 @@ import dagster as dg
 from assets.ingest import requests
 from assets.partitions import daily, weekly
 from assets.resources import DlcdnResource
-from pipeline import aggregates, queries
+from pipeline.warehouse import aggregates, queries
 
 
 def _metadata(built: aggregates.Built) -> dict[str, object]:

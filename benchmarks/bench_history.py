@@ -30,11 +30,11 @@ CHILD = r"""
 import datetime as dt, json, sys, time
 from pathlib import Path
 t0 = time.perf_counter()
-from pipeline import aggregates
-from pipeline.enrich_setup import open_enrichment
-from pipeline.ingest import ingest_file
+from pipeline.warehouse import aggregates
+from pipeline.ingest.enrich import open_enrichment
+from pipeline.ingest.run import ingest_file
 from pipeline.settings import load
-from pipeline.warehouse import Warehouse
+from pipeline.warehouse.store import Warehouse
 wh, path, day = Warehouse(Path(sys.argv[1])), Path(sys.argv[2]), dt.date.fromisoformat(sys.argv[3])
 s = load()
 geo, key = open_enrichment(s)
@@ -66,12 +66,12 @@ def child(warehouse: Path, log: Path, day: dt.date) -> dict[str, float]:
 
 def build_history(data: Path, history_lines: int, seed: int) -> dict[int, Path]:
     """Generated logs for 365 days, ingested and aggregated day by day; snapshots per SNAPSHOTS."""
-    from pipeline import aggregates
-    from pipeline.enrich_setup import open_enrichment
-    from pipeline.generate import generate
-    from pipeline.ingest import ingest_file
+    from pipeline.ingest.enrich import open_enrichment
+    from pipeline.ingest.run import ingest_file
     from pipeline.settings import load
-    from pipeline.warehouse import Warehouse
+    from pipeline.synthetic.generate import generate
+    from pipeline.warehouse import aggregates
+    from pipeline.warehouse.store import Warehouse
 
     snaps = {n: data / f"warehouse-{n}d" for n in SNAPSHOTS}
     if all((p / "DONE").exists() for p in snaps.values()):
@@ -123,7 +123,7 @@ def main() -> None:
     day = START + dt.timedelta(days=max(SNAPSHOTS))
     day_dir = data / f"day-{day}-{args.day_lines}"
     if not (day_dir / "DONE").exists():
-        from pipeline.generate import generate
+        from pipeline.synthetic.generate import generate
 
         generate(day_dir, day, 1, args.day_lines, seed=args.seed + 1)
         (day_dir / "DONE").touch()

@@ -4,7 +4,7 @@
 
 Each contender runs in a fresh child process (so peak RSS is its own, read from wait4) on the same
 generated file:
-  dlcdn      `pipeline.ingest.ingest_file` with full enrichment (GeoIP, hashing, path facts) into
+  dlcdn      `pipeline.ingest.run.ingest_file` with full enrichment (GeoIP, hashing, path facts) into
              a temporary warehouse: what `dlcdn ingest` does
   polars-re  a bare polars parse: lazy line scan, one 8-group regex, sink_parquet (zstd)
   python-re  a plain Python `re` loop to Parquet, in 1 and in 2 processes (byte ranges)
@@ -40,10 +40,10 @@ BASELINE_PATTERNS = {
 CHILD_DLCDN = r"""
 import sys
 from pathlib import Path
-from pipeline.ingest import ingest_file
+from pipeline.ingest.run import ingest_file
 from pipeline.settings import load
-from pipeline.warehouse import Warehouse
-from pipeline.enrich_setup import open_enrichment
+from pipeline.warehouse.store import Warehouse
+from pipeline.ingest.enrich import open_enrichment
 s = load()
 geo, key = open_enrichment(s)
 r = ingest_file(Path(sys.argv[1]), Warehouse(Path(sys.argv[2])), s, geo=geo, ip_key=key, force=True)
@@ -54,10 +54,10 @@ print(r.lines_total, r.rows_parsed)
 CHILD_DLCDN_NO_GEO = r"""
 import sys
 from pathlib import Path
-from pipeline.ingest import ingest_file
+from pipeline.ingest.run import ingest_file
 from pipeline.settings import load
-from pipeline.warehouse import Warehouse
-from pipeline.privacy import load_ip_key
+from pipeline.warehouse.store import Warehouse
+from pipeline.geo.privacy import load_ip_key
 r = ingest_file(Path(sys.argv[1]), Warehouse(Path(sys.argv[2])), load(), geo=None, ip_key=load_ip_key(), force=True)
 print(r.lines_total, r.rows_parsed)
 """
@@ -66,8 +66,8 @@ print(r.lines_total, r.rows_parsed)
 CHILD_GEOIP = r"""
 import sys, time
 import polars as pl
-from pipeline.geoip import GeoIP
-from pipeline.privacy import client_ids
+from pipeline.geo.geoip import GeoIP
+from pipeline.geo.privacy import client_ids
 from pipeline.settings import load
 lines = pl.scan_csv(sys.argv[1], has_header=False, separator="\x1f", quote_char=None,
                     schema={"line": pl.String}, encoding="utf8-lossy")
@@ -179,7 +179,7 @@ def measured(code: str, *args: str) -> tuple[float, int, str]:
 
 
 def ensure_data(data_dir: Path, lines: int, fmt: str, gzip: bool, seed: int) -> Path:
-    from pipeline.generate import generate
+    from pipeline.synthetic.generate import generate
 
     tag = f"{fmt}-{lines}-{seed}{'-gz' if gzip else ''}"
     target = data_dir / tag

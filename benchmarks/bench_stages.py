@@ -46,13 +46,13 @@ STAGES = ("read", "parse", "enrich", "write")
 CHILD_STAGES = r"""
 import json, resource, sys, time
 from pathlib import Path
-from pipeline import parse
-from pipeline.enrich_setup import open_enrichment
-from pipeline.formats import detect_format
-from pipeline.reader import ReadState, iter_batches, sample_lines
+from pipeline.ingest import parse
+from pipeline.ingest.enrich import open_enrichment
+from pipeline.ingest.formats import detect_format
+from pipeline.ingest.reader import ReadState, iter_batches, sample_lines
 from pipeline.schema import REQUESTS
 from pipeline.settings import load
-from pipeline.warehouse import PartitionWriter, Warehouse, new_staging
+from pipeline.warehouse.store import PartitionWriter, Warehouse, new_staging
 
 def cpu():
     r = resource.getrusage(resource.RUSAGE_SELF)

@@ -10,8 +10,8 @@ from pathlib import Path
 import click
 
 from pipeline import settings as settings_mod
-from pipeline.privacy import SettingError
-from pipeline.reader import InputError
+from pipeline.geo.privacy import SettingError
+from pipeline.ingest.reader import InputError
 
 
 class DlcdnGroup(click.Group):
@@ -30,7 +30,7 @@ class DlcdnGroup(click.Group):
 
 
 def _mail_error() -> type[BaseException]:
-    from pipeline.mail import MailError
+    from pipeline.report.mail import MailError
 
     return MailError
 
@@ -100,7 +100,7 @@ def generate(
     gzip: bool,
 ) -> None:
     """Write realistic SYNTHETIC dl-cdn access logs (one file per day) for demos, tests and benchmarks."""
-    from pipeline.generate import generate as run
+    from pipeline.synthetic.generate import generate as run
 
     total = days * lines_per_day
     with _progress() as bar:
@@ -150,10 +150,10 @@ def ingest(
 
     Prints per-file accounting: lines = blank + parsed + rejected, always.
     """
-    from pipeline import enrich_setup
-    from pipeline.formats import resolve_format
-    from pipeline.ingest import expand_paths, ingest_file
-    from pipeline.warehouse import Warehouse
+    from pipeline.ingest import enrich as enrich_setup
+    from pipeline.ingest.formats import resolve_format
+    from pipeline.ingest.run import expand_paths, ingest_file
+    from pipeline.warehouse.store import Warehouse
 
     s = _settings()
     resolve_format(fmt, s.fastly_keys)  # a bad --format fails before any work
@@ -246,7 +246,7 @@ def _print_report(r, as_json: bool, size: int) -> None:  # type: ignore[no-untyp
 )
 def sql(query: str | None, sql_file: Path | None, params: tuple[str, ...], out_format: str) -> None:
     """Query the warehouse with DuckDB SQL (views: requests, rejects, ingested_files, ...)."""
-    from pipeline import queries
+    from pipeline.warehouse import queries
 
     if (query is None) == (sql_file is None):
         raise click.UsageError("give a query or --file, not both")
@@ -270,9 +270,9 @@ def geoip(addresses: tuple[str, ...]) -> None:
     Databases come from DLCDN_GEOIP_CITY / DLCDN_GEOIP_COUNTRY / DLCDN_GEOIP_ASN, or the embedded
     DB-IP City Lite default.
     """
-    from pipeline import queries
-    from pipeline.geoip import GeoIP
-    from pipeline.privacy import normalise_ip
+    from pipeline.geo.geoip import GeoIP
+    from pipeline.geo.privacy import normalise_ip
+    from pipeline.warehouse import queries
 
     bad = [a for a in addresses if normalise_ip(a) is None]
     if bad:
@@ -329,7 +329,8 @@ def placement(
     start: dt.datetime | None, end: dt.datetime | None, demand: str, k_max: int, sites: Path | None
 ) -> None:
     """Rank mirror site sets for k = 1..K by demand-weighted latency under capacity."""
-    from pipeline import decisions, queries
+    from pipeline.decisions import tables as decisions
+    from pipeline.warehouse import queries
 
     s = _settings()
     r = decisions.placement_report(
@@ -342,7 +343,7 @@ def placement(
     )
     click.echo(
         f"{r.demand_kind} demand {r.start} .. {r.end}: {r.demand_points:,} demand points "
-        f"(latency from great-circle distance, see pipeline/placement.py)"
+        f"(latency from great-circle distance, see pipeline/decisions/placement.py)"
     )
     click.echo(queries.format_frame(r.frame()))
 
@@ -356,7 +357,7 @@ def placement(
 )
 def budget(budget_tb: float | None) -> None:
     """Egress per month: actuals, month-to-date projection, 6-month forecast vs budget, with backtest error."""
-    from pipeline import decisions
+    from pipeline.decisions import tables as decisions
 
     s = _settings()
     r = decisions.budget_report(
@@ -377,8 +378,8 @@ def budget(budget_tb: float | None) -> None:
 @click.option("--force", is_flag=True, help="Send even if this week was already sent.")
 def report(week: str, send: bool, force: bool) -> None:
     """Build the weekly traffic report (HTML with charts, text, CSVs) and optionally mail it."""
-    from pipeline import mail
-    from pipeline import report as report_mod
+    from pipeline.report import build as report_mod
+    from pipeline.report import mail
 
     s = _settings()
     r = report_mod.build(s.warehouse, week, budget_tb=s.egress_budget_tb, price_table=s.price_table)

@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from pipeline.privacy import SettingError
+from pipeline.geo.privacy import SettingError
 
 SECRETS = ("DLCDN_IP_KEY", "DLCDN_SMTP_PASSWORD")
 CONFIG_ENV = "DLCDN_CONFIG"
@@ -30,7 +30,7 @@ class Settings:
     keep_raw_ip: bool = False
     reject_ratio_max: float = 0.01
     egress_budget_tb: float = 800.0
-    # Egress price tiers, `UP_TO_TB:EUR_PER_TB,...,inf:EUR_PER_TB` (pipeline.budget); None: the
+    # Egress price tiers, `UP_TO_TB:EUR_PER_TB,...,inf:EUR_PER_TB` (pipeline.decisions.budget); None: the
     # placeholder table.
     price_table: str | None = None
     smtp_host: str | None = None

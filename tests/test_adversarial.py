@@ -13,11 +13,11 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.ingest import ingest_file
-from pipeline.reader import InputError
+from pipeline.ingest.reader import InputError
+from pipeline.ingest.run import ingest_file
 from pipeline.schema import REJECT_REASONS
 from pipeline.settings import Settings
-from pipeline.warehouse import Warehouse
+from pipeline.warehouse.store import Warehouse
 
 DATA = Path(__file__).parent / "data" / "adversarial"
 KEY = b"adversarial-key-0123456789abcdef"
@@ -100,9 +100,9 @@ def _rss_of_ingest(path: Path, wh: Path) -> tuple[dict, int]:
     code = (
         "import json, resource, sys\n"
         "from pathlib import Path\n"
-        "from pipeline.ingest import ingest_file\n"
+        "from pipeline.ingest.run import ingest_file\n"
         "from pipeline.settings import Settings\n"
-        "from pipeline.warehouse import Warehouse\n"
+        "from pipeline.warehouse.store import Warehouse\n"
         "r = ingest_file(Path(sys.argv[1]), Warehouse(Path(sys.argv[2])), Settings(), ip_key=b'k' * 32)\n"
         "print(json.dumps({'lines': r.lines_total, 'reasons': r.reject_reasons, 'parsed': r.rows_parsed,\n"
         "                  'rss': resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024}))\n"

@@ -12,8 +12,7 @@ import numpy as np
 import polars as pl
 import pytest
 
-from pipeline import generate as gen
-from pipeline.budget import (
+from pipeline.decisions.budget import (
     PRICE_TABLE_DEFAULT,
     TB,
     cost_eur,
@@ -22,6 +21,7 @@ from pipeline.budget import (
     parse_price_table,
     release_dates,
 )
+from pipeline.synthetic import generate as gen
 
 YEAR_START = dt.date(2025, 11, 1)
 # Scales the generator's line counts to bytes: ~23 TB on an ordinary weekday, ~700 TB a month,

@@ -17,9 +17,9 @@ import pytest
 import zstandard
 from independent import FASTLY_JSON, GOACCESS_MAX_LINE, goaccess_summary
 
-from pipeline.ingest import ingest_file
+from pipeline.ingest.run import ingest_file
 from pipeline.settings import Settings
-from pipeline.warehouse import Warehouse
+from pipeline.warehouse.store import Warehouse
 
 CORPORA = Path(__file__).resolve().parents[2] / "shared" / "corpora"
 KEY = b"corpus-test-key-0123456789abcdef"

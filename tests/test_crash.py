@@ -13,8 +13,8 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from pipeline.generate import generate
-from pipeline.warehouse import Warehouse
+from pipeline.synthetic.generate import generate
+from pipeline.warehouse.store import Warehouse
 
 DLCDN = str(Path(sys.executable).parent / "dlcdn")
 

@@ -164,9 +164,9 @@ def test_materialize_in_process_reports_metadata(env) -> None:  # type: ignore[n
 
 def test_backfill_of_three_days_from_the_command_line(env, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     instance, dlcdn, landing = env
-    from pipeline.ingest import ingest_file
+    from pipeline.ingest.run import ingest_file
     from pipeline.settings import Settings
-    from pipeline.warehouse import Warehouse
+    from pipeline.warehouse.store import Warehouse
 
     for d in (16, 17, 18):
         f = tmp_path / f"d{d}.log"
@@ -294,9 +294,9 @@ def test_a_file_that_fails_its_check_does_not_reach_the_day_aggregates(env) -> N
     first = tick(instance, dlcdn, None)
     (req,) = first.run_requests
     # the file is ingested, then its data is damaged before the check runs (as a bad parser would)
-    from pipeline.ingest import ingest_file
+    from pipeline.ingest.run import ingest_file
     from pipeline.settings import Settings
-    from pipeline.warehouse import Warehouse
+    from pipeline.warehouse.store import Warehouse
 
     ingest_file(landing / "bad.log", Warehouse(Path(dlcdn.warehouse)), Settings())
     (part,) = list((Path(dlcdn.warehouse) / "requests").rglob("*.parquet"))

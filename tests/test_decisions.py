@@ -14,11 +14,11 @@ import pytest
 
 from assets.decisions import egress_budget, mirror_placement
 from assets.resources import DlcdnResource
-from pipeline.generate import generate
-from pipeline.geoip import GeoIP
-from pipeline.ingest import ingest_file
+from pipeline.geo.geoip import GeoIP
+from pipeline.ingest.run import ingest_file
 from pipeline.settings import Settings
-from pipeline.warehouse import Warehouse
+from pipeline.synthetic.generate import generate
+from pipeline.warehouse.store import Warehouse
 
 DLCDN = str(Path(sys.executable).parent / "dlcdn")
 REPO = Path(__file__).resolve().parents[1]

@@ -20,7 +20,7 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from pipeline.generate import generate
+from pipeline.synthetic.generate import generate
 
 START = dt.date(2026, 11, 16)  # a Monday; the week has a weekend
 COMBINED = re.compile(

@@ -15,10 +15,10 @@ from independent import goaccess_summary
 from mmdb_writer import MMDBWriter
 from netaddr import IPSet
 
-from pipeline.geoip import GeoIP
-from pipeline.ingest import ingest_file
+from pipeline.geo.geoip import GeoIP
+from pipeline.ingest.run import ingest_file
 from pipeline.settings import Settings
-from pipeline.warehouse import Warehouse
+from pipeline.warehouse.store import Warehouse
 
 CORPORA = Path(__file__).resolve().parents[2] / "shared" / "corpora"
 KEY = b"geo-agreement-key-0123456789abcd"

@@ -1,4 +1,4 @@
-"""pipeline.geoip on real databases (built with mmdb-writer, and MaxMind's test files); no mocks."""
+"""pipeline.geo.geoip on real databases (built with mmdb-writer, and MaxMind's test files); no mocks."""
 
 from __future__ import annotations
 
@@ -19,11 +19,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from polars.testing import assert_frame_equal
 
-from pipeline import geoip, schema
-from pipeline.geoip import GEO_COLUMNS, GEO_SCHEMA, GeoIP, GeoIPError
+from pipeline import schema
+from pipeline.geo import geoip
+from pipeline.geo.geoip import GEO_COLUMNS, GEO_SCHEMA, GeoIP, GeoIPError
 
 MAXMIND = Path(__file__).resolve().parents[2] / "shared" / "corpora" / "maxmind_test_mmdb"
-M49_CSV = Path(geoip.__file__).parent / "data" / "un_m49.csv"
+M49_CSV = Path(geoip.__file__).parents[1] / "data" / "un_m49.csv"
 
 NULL_GEO = dict.fromkeys(GEO_COLUMNS)
 
@@ -406,7 +407,7 @@ def test_from_env_without_settings_uses_the_default(dbs: dict[str, Path], tmp_pa
 def test_without_any_database_everything_is_null(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    with caplog.at_level(logging.WARNING, logger="pipeline.geoip"):
+    with caplog.at_level(logging.WARNING, logger="pipeline.geo.geoip"):
         g = GeoIP.from_env({"DLCDN_DATA_DIR": str(tmp_path)})
     assert "install-default" in caplog.text
     assert g.describe() == []

@@ -13,10 +13,10 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from pipeline.ingest import ingest_file
-from pipeline.reader import InputError
+from pipeline.ingest.reader import InputError
+from pipeline.ingest.run import ingest_file
 from pipeline.settings import Settings
-from pipeline.warehouse import Warehouse
+from pipeline.warehouse.store import Warehouse
 
 KEY = b"ingest-test-key-0123456789abcdef"
 BIN = Path(sys.executable).parent
@@ -291,7 +291,7 @@ def test_branch_status_macro(tmp_path: Path, wh: Warehouse) -> None:
 
 
 def test_the_manifest_is_merged_and_reads_the_same(tmp_path: Path, wh: Warehouse) -> None:
-    from pipeline.warehouse import MANIFEST_MERGE_AT
+    from pipeline.warehouse.store import MANIFEST_MERGE_AT
 
     for i in range(MANIFEST_MERGE_AT + 3):
         f = tmp_path / f"day-{i}.log"
@@ -362,7 +362,7 @@ def test_views_match_columns_by_name_only_once_schemas_differ(
 def test_an_aggregate_built_with_new_columns_still_reads_old_partitions(
     tmp_path: Path, wh: Warehouse
 ) -> None:
-    from pipeline import aggregates
+    from pipeline.warehouse import aggregates
 
     f = tmp_path / "a.log"
     f.write_bytes(line(1) + line(2))
@@ -377,7 +377,7 @@ def test_an_aggregate_built_with_new_columns_still_reads_old_partitions(
 
 
 def test_aggregates_read_only_their_partitions(tmp_path: Path, wh: Warehouse) -> None:
-    from pipeline import aggregates, queries
+    from pipeline.warehouse import aggregates, queries
 
     for day in (16, 17, 23):
         f = tmp_path / f"{day}.log"

@@ -23,7 +23,7 @@ import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
 
-from pipeline.mail import MailError, deliver, write_outbox
+from pipeline.report.mail import MailError, deliver, write_outbox
 from pipeline.settings import Settings, load
 
 WEEK = "2025-W14"

@@ -20,7 +20,7 @@ from netutil import free_port
 
 from assets.demo import run_requested, tick
 from assets.resources import DlcdnResource
-from pipeline.landing import Landing
+from pipeline.ingest.landing import Landing
 
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent

@@ -12,9 +12,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from pipeline import parse
-from pipeline.formats import COMBINED, FASTLY, FastlyFormat, nginx_format, resolve_format
-from pipeline.reader import batch_from_bytes
+from pipeline.ingest import parse
+from pipeline.ingest.formats import COMBINED, FASTLY, FastlyFormat, nginx_format, resolve_format
+from pipeline.ingest.reader import batch_from_bytes
 
 KEY = b"k" * 32
 UTC = dt.UTC
@@ -542,7 +542,7 @@ _PREFIXES = st.sampled_from(
     st.sampled_from(["", " ", "  \t", "x"]),
 )
 def test_fastly_fast_split_reads_as_the_full_pattern(prefix: str, body: str, tail: str) -> None:
-    from pipeline.formats import FASTLY_PREFIX_PATTERN, _split_fastly, syslog_host
+    from pipeline.ingest.formats import FASTLY_PREFIX_PATTERN, _split_fastly, syslog_host
 
     raw = prefix + body + tail
     frame = pl.DataFrame({"line_no": [1], "raw": [raw]})

@@ -11,8 +11,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from pipeline import placement
-from pipeline.placement import Site, brute_force, latency_ms, load_sites, place
+from pipeline.decisions import placement
+from pipeline.decisions.placement import Site, brute_force, latency_ms, load_sites, place
 
 AMS = (52.37, 4.90)
 FRA = (50.11, 8.68)

@@ -11,11 +11,11 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from pipeline import privacy
-from pipeline.generate import generate
-from pipeline.ingest import ingest_file
+from pipeline.geo import privacy
+from pipeline.ingest.run import ingest_file
 from pipeline.settings import Settings
-from pipeline.warehouse import Warehouse
+from pipeline.synthetic.generate import generate
+from pipeline.warehouse.store import Warehouse
 
 KEY = b"privacy-test-key-0123456789abcdef"
 IPV4 = re.compile(rb"(?<![\d.])(\d{1,3}(?:\.\d{1,3}){3})(?![\d.])")

@@ -12,10 +12,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pipeline import alpine, privacy
-from pipeline.formats import nginx_format
-from pipeline.parse import mask_ip_text
-from pipeline.reader import batch_from_bytes
+from pipeline import alpine
+from pipeline.geo import privacy
+from pipeline.ingest.formats import nginx_format
+from pipeline.ingest.parse import mask_ip_text
+from pipeline.ingest.reader import batch_from_bytes
 from pipeline.schema import ARCHES, CLIENT_KINDS, FILE_KINDS
 
 FUZZ = Path(__file__).parent / "fuzz"

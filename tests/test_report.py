@@ -14,12 +14,13 @@ import polars as pl
 import pytest
 from netutil import free_port
 
-from pipeline import queries, report
-from pipeline.generate import generate
-from pipeline.geoip import GeoIP
-from pipeline.ingest import ingest_file
+from pipeline.geo.geoip import GeoIP
+from pipeline.ingest.run import ingest_file
+from pipeline.report import build as report
 from pipeline.settings import Settings
-from pipeline.warehouse import Warehouse
+from pipeline.synthetic.generate import generate
+from pipeline.warehouse import queries
+from pipeline.warehouse.store import Warehouse
 
 START = dt.date(2026, 10, 26)  # three ISO weeks: W44, W45, W46
 WEEK = "2026-W46"

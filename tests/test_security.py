@@ -11,7 +11,7 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from pipeline.privacy import SettingError
+from pipeline.geo.privacy import SettingError
 from pipeline.settings import load
 
 REPO = Path(__file__).resolve().parents[1]

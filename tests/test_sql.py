@@ -14,11 +14,11 @@ import pytest
 from mmdb_writer import MMDBWriter
 from netaddr import IPSet
 
-from pipeline import queries
-from pipeline.geoip import GeoIP
-from pipeline.ingest import ingest_file
+from pipeline.geo.geoip import GeoIP
+from pipeline.ingest.run import ingest_file
 from pipeline.settings import Settings
-from pipeline.warehouse import Warehouse
+from pipeline.warehouse import queries
+from pipeline.warehouse.store import Warehouse
 
 SQL = Path(__file__).resolve().parents[1] / "sql"
 NETS = {

@@ -14,9 +14,9 @@ import atheris
 
 # Only our code is instrumented: instrumenting polars' Python layer breaks it (and is not ours to fuzz).
 with atheris.instrument_imports(include=["pipeline"]):
-    from pipeline import parse
-    from pipeline.formats import COMBINED, FASTLY, nginx_format
-    from pipeline.reader import batch_from_bytes
+    from pipeline.ingest import parse
+    from pipeline.ingest.formats import COMBINED, FASTLY, nginx_format
+    from pipeline.ingest.reader import batch_from_bytes
 
 FORMATS = [
     COMBINED,

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import polars as pl
 
-from pipeline import queries
-from pipeline.warehouse import AGGREGATES, Warehouse, atomic_write_parquet
+from pipeline.warehouse import queries
+from pipeline.warehouse.store import AGGREGATES, Warehouse, atomic_write_parquet
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,7 @@ from pathlib import Path, PurePosixPath
 
 import pyarrow.fs as pafs
 
-from pipeline.reader import InputError, file_fingerprint
+from pipeline.ingest.reader import InputError, file_fingerprint
 
 BLOCK = 8 << 20
 

@@ -20,9 +20,10 @@ from typing import cast
 
 import polars as pl
 
-from pipeline import parse, privacy
-from pipeline.formats import FASTLY, FastlyFormat, LogFormat, detect_format, resolve_format
-from pipeline.reader import (
+from pipeline.geo import privacy
+from pipeline.ingest import parse
+from pipeline.ingest.formats import FASTLY, FastlyFormat, LogFormat, detect_format, resolve_format
+from pipeline.ingest.reader import (
     Batch,
     InputError,
     ReadState,
@@ -32,7 +33,7 @@ from pipeline.reader import (
 )
 from pipeline.schema import RAW_IP_COLUMN, REJECTS, REQUESTS
 from pipeline.settings import Settings
-from pipeline.warehouse import PartitionWriter, Warehouse, new_staging
+from pipeline.warehouse.store import PartitionWriter, Warehouse, new_staging
 
 # Rejects before the file's first parsed line wait for its date; past this many they take the
 # ingest date, so that a file of garbage cannot hold memory.

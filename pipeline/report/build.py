@@ -16,8 +16,9 @@ from pathlib import Path
 
 import polars as pl
 
-from pipeline import decisions, queries
-from pipeline.aggregates import iso_week_start
+from pipeline.decisions import tables as decisions
+from pipeline.warehouse import queries
+from pipeline.warehouse.aggregates import iso_week_start
 
 ATTRIBUTION = "IP Geolocation by DB-IP (https://db-ip.com), CC BY 4.0"
 TB = 1e12
@@ -241,7 +242,7 @@ def _env():  # type: ignore[no-untyped-def]
     import jinja2
 
     return jinja2.Environment(
-        loader=jinja2.PackageLoader("pipeline", "templates"),
+        loader=jinja2.PackageLoader("pipeline.report", "templates"),
         autoescape=jinja2.select_autoescape(["html", "j2"]),
         trim_blocks=True,
         lstrip_blocks=True,

@@ -36,7 +36,7 @@ DB_NAME = "warehouse.duckdb"
 # The duckdb shell maintainers install (`duckdb-cli` 1.5.x) reads files written in the 1.5 storage
 # format; DuckDB 2.0 writes a newer one by default, which that shell refuses to open.
 STORAGE_COMPATIBILITY = "v1.5.0"
-# Aggregate tables (pipeline.aggregates) and the hive key of their partitions.
+# Aggregate tables (pipeline.warehouse.aggregates) and the hive key of their partitions.
 AGGREGATES = {"daily_traffic": "date", "weekly_traffic": "week"}
 PARQUET_OPTIONS = {"compression": "zstd", "compression_level": 3}
 # Row-group statistics (min, max, null count) let DuckDB skip row groups. They pay off for

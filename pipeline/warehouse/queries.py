@@ -9,9 +9,9 @@ from pathlib import Path
 
 import polars as pl
 
-from pipeline.warehouse import Warehouse
+from pipeline.warehouse.store import Warehouse
 
-SQL_DIR = Path(__file__).resolve().parent.parent / "sql"
+SQL_DIR = Path(__file__).resolve().parents[2] / "sql"
 
 
 def sql_file(name: str) -> str:

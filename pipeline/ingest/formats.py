@@ -2,7 +2,7 @@
 
 Every format turns a frame of raw lines (`raw`) into the same intermediate fields (`FIELDS`, all
 text) plus a `reason` that is null when the line parsed. Typing, validation and enrichment happen
-once, downstream, for all formats alike (see `pipeline.parse`).
+once, downstream, for all formats alike (see `pipeline.ingest.parse`).
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 import polars as pl
 
-from pipeline.reader import InputError
+from pipeline.ingest.reader import InputError
 
 # The fields a format extracts; `time_kind` tells the parser how to read `time`.
 FIELDS = (

@@ -1,7 +1,7 @@
 """The decision tables from the warehouse: mirror placement and the egress budget.
 
 Thin glue between the SQL library (sql/placement_*.sql, sql/egress_daily.sql) and the models
-(pipeline.placement, pipeline.budget), shared by `dlcdn placement` / `dlcdn budget` and the weekly
+(pipeline.decisions.placement, pipeline.decisions.budget), shared by `dlcdn placement` / `dlcdn budget` and the weekly
 Dagster assets.
 """
 
@@ -13,7 +13,8 @@ from pathlib import Path
 
 import polars as pl
 
-from pipeline import budget, placement, queries
+from pipeline.decisions import budget, placement
+from pipeline.warehouse import queries
 
 DAYS_PER_MONTH = 365.25 / 12
 

@@ -1,0 +1,1 @@
+"""What the numbers decide: mirror placement and the egress budget."""
