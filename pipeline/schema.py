@@ -6,6 +6,9 @@ column names are a contract (see SPEC.md, "The warehouse").
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import dataclass
+
 import polars as pl
 
 UTC_TS = pl.Datetime("us", "UTC")
@@ -138,3 +141,30 @@ REJECT_REASONS = {
     "missing_field": "a required field (time, status) is missing",
     "bad_value": "a field holds a value outside its domain (status not 100-599, bytes < 0)",
 }
+
+
+@dataclass(frozen=True)
+class Table:
+    """One warehouse table as users see it: its folder and view name, the partition key, what a
+    row is, and what each column means. `docs/warehouse.md` is generated from these."""
+
+    name: str
+    schema: pl.Schema
+    row: str  # what one row is, one sentence
+    columns: Mapping[str, str]  # column -> meaning; every column of `schema`, in its order
+    partition_key: str | None = "date"
+
+
+# Every table a user can query, in the order the docs list them. Each stage that writes a table
+# registers it here (see `register`), so the column dictionary cannot miss one.
+TABLES: dict[str, Table] = {}
+
+
+def register(table: Table) -> Table:
+    missing = set(table.schema) ^ set(table.columns)
+    if missing:
+        raise ValueError(
+            f"table {table.name}: columns without a description or not in the schema: {sorted(missing)}"
+        )
+    TABLES[table.name] = table
+    return table
