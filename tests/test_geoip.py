@@ -135,8 +135,9 @@ def test_country_database_on_its_own(dbs: dict[str, Path], flavour: str) -> None
 
 @pytest.mark.parametrize("flavour", ["geoip2", "dbip"])
 def test_country_database_overrides_city(dbs: dict[str, Path], flavour: str) -> None:
-    # Rule (SPEC, Settings): with DLCDN_GEOIP_COUNTRY set, country and continent come from it and
-    # the city database adds only the location, even where they disagree or the country db has none.
+    # Rule (docs/geoip-and-privacy.md): with DLCDN_GEOIP_COUNTRY set, country and continent come
+    # from it and the city database adds only the location, even where they disagree or the country
+    # db has none.
     with GeoIP.open(city=dbs[f"city-{flavour}"], country=dbs[f"country-{flavour}"]) as g:
         out = g.lookup(["81.2.69.142", "41.0.7.7", "192.0.2.1", "175.16.199.1"])
     assert rows(out) == {
