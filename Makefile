@@ -1,4 +1,4 @@
-# dlcdn: make setup | demo | test | bench | bench-stages | bench-all | bench-memory | lint | lock | dev
+# dlcdn: make setup | demo | test | bench | bench-stages | bench-all | bench-memory | lint | docs | lock | dev
 # Every target installs what it needs first, so a fresh clone needs only `make demo` or `make test`.
 
 SHELL := /bin/bash
@@ -9,7 +9,7 @@ BIN := $(VENV)/bin
 export UV_COMPILE_BYTECODE := 1
 export DAGSTER_HOME ?= $(CURDIR)/dagster_home
 
-.PHONY: setup demo test bench bench-stages bench-all bench-memory profile lint fmt lock dev clean system-deps fuzz audit
+.PHONY: setup demo test bench bench-stages bench-all bench-memory profile lint fmt docs lock dev clean system-deps fuzz audit
 
 setup: $(VENV)/.installed
 
@@ -82,6 +82,11 @@ lint: setup
 fmt: setup
 	$(BIN)/ruff format pipeline assets tests benchmarks
 	$(BIN)/ruff check --fix pipeline assets tests benchmarks
+
+# The column dictionary, generated from the table declarations (tests/test_warehouse_docs.py
+# fails when the committed file is stale).
+docs: setup
+	$(BIN)/python -m pipeline.schema > docs/warehouse.md.tmp && mv docs/warehouse.md.tmp docs/warehouse.md
 
 # Re-resolve the pinned stack (needs the package registry): edit pyproject.toml, then `make lock`.
 lock:

@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from shared_corpora import CORPORA, needs_corpora
 
 from assets.cli import main
 
 DLCDN = str(Path(sys.executable).parent / "dlcdn")
-CORPORA = Path(__file__).resolve().parents[2] / "shared" / "corpora"
 
 
 @pytest.fixture
@@ -38,6 +38,7 @@ def test_every_command_has_help(cmd: str) -> None:
     assert out.exit_code == 0 and "Usage:" in out.output and len(out.output.splitlines()) > 4
 
 
+@needs_corpora
 def test_ingest_prints_accounting_then_sql_answers(env: dict[str, str]) -> None:
     log = CORPORA / "lnav_test_logs/logfile_shop_access_log.0"
     out = run(env, "ingest", str(log))
@@ -71,6 +72,7 @@ def test_ingest_prints_accounting_then_sql_answers(env: dict[str, str]) -> None:
     assert rows[0]["requests"] == 1000 and rows[0]["source"] == "mirror"
 
 
+@needs_corpora
 def test_sql_parameters_are_bound_not_pasted(env: dict[str, str]) -> None:
     run(env, "ingest", str(CORPORA / "lnav_test_logs/logfile_shop_access_log.0"))
     evil = "2019-01-22' OR 1=1 --"
@@ -115,6 +117,7 @@ def test_bad_input_is_one_line_and_nonzero(
     assert "Traceback" not in out.stderr
 
 
+@needs_corpora
 def test_a_bad_setting_names_the_setting(env: dict[str, str], tmp_path: Path) -> None:
     env["DLCDN_GEOIP_COUNTRY"] = str(tmp_path / "missing.mmdb")
     out = run(env, "geoip")
@@ -126,6 +129,7 @@ def test_a_bad_setting_names_the_setting(env: dict[str, str], tmp_path: Path) ->
     assert out.returncode == 2 and "DLCDN_IP_KEY" in out.stderr
 
 
+@needs_corpora
 def test_a_file_of_unknown_format_is_named(env: dict[str, str], tmp_path: Path) -> None:
     junk = tmp_path / "readme.txt"
     junk.write_text("not a log\n")

@@ -14,13 +14,14 @@ import pytest
 from independent import goaccess_summary
 from mmdb_writer import MMDBWriter
 from netaddr import IPSet
+from shared_corpora import CORPORA, needs_corpora
 
 from pipeline.geo.geoip import GeoIP
 from pipeline.ingest.run import ingest_file
 from pipeline.settings import Settings
 from pipeline.warehouse.store import Warehouse
 
-CORPORA = Path(__file__).resolve().parents[2] / "shared" / "corpora"
+pytestmark = needs_corpora
 KEY = b"geo-agreement-key-0123456789abcd"
 CODES = [("DE", "EU", "Germany"), ("US", "NA", "United States"), ("JP", "AS", "Japan"),
          ("BR", "SA", "Brazil"), ("ZA", "AF", "South Africa"), ("AU", "OC", "Australia"),

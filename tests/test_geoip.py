@@ -18,12 +18,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from polars.testing import assert_frame_equal
+from shared_corpora import CORPORA, needs_corpora
 
 from pipeline import schema
 from pipeline.geo import geoip
 from pipeline.geo.geoip import GEO_COLUMNS, GEO_SCHEMA, GeoIP, GeoIPError
 
-MAXMIND = Path(__file__).resolve().parents[2] / "shared" / "corpora" / "maxmind_test_mmdb"
+MAXMIND = CORPORA / "maxmind_test_mmdb"
 M49_CSV = Path(geoip.__file__).parents[1] / "data" / "un_m49.csv"
 
 NULL_GEO = dict.fromkeys(GEO_COLUMNS)
@@ -134,8 +135,9 @@ def test_country_database_on_its_own(dbs: dict[str, Path], flavour: str) -> None
 
 @pytest.mark.parametrize("flavour", ["geoip2", "dbip"])
 def test_country_database_overrides_city(dbs: dict[str, Path], flavour: str) -> None:
-    # Rule (SPEC, Settings): with DLCDN_GEOIP_COUNTRY set, country and continent come from it and
-    # the city database adds only the location, even where they disagree or the country db has none.
+    # Rule (docs/geoip-and-privacy.md): with DLCDN_GEOIP_COUNTRY set, country and continent come
+    # from it and the city database adds only the location, even where they disagree or the country
+    # db has none.
     with GeoIP.open(city=dbs[f"city-{flavour}"], country=dbs[f"country-{flavour}"]) as g:
         out = g.lookup(["81.2.69.142", "41.0.7.7", "192.0.2.1", "175.16.199.1"])
     assert rows(out) == {
@@ -281,6 +283,7 @@ def test_any_text_gives_one_row_per_input_in_order(dbs: dict[str, Path], texts: 
 # --- MaxMind's own test databases -----------------------------------------------------------------
 
 
+@needs_corpora
 def test_maxmind_geolite2_country_test_database() -> None:
     with GeoIP.open(country=MAXMIND / "GeoLite2-Country-Test.mmdb") as g:
         ips = ["81.2.69.142", "2a02:cf40::1", "175.16.199.1", "67.43.156.1", "2a02:d500::1"]
@@ -295,6 +298,7 @@ def test_maxmind_geolite2_country_test_database() -> None:
     }
 
 
+@needs_corpora
 def test_maxmind_geoip2_country_test_database() -> None:
     with GeoIP.open(country=MAXMIND / "GeoIP2-Country-Test.mmdb") as g:
         out = rows(g.lookup(["175.16.199.1", "::ffff:175.16.199.1", "214.1.1.1"]))
@@ -303,6 +307,7 @@ def test_maxmind_geoip2_country_test_database() -> None:
     assert out["214.1.1.1"] == NULL_GEO  # a record with only traits.is_anycast
 
 
+@needs_corpora
 def test_maxmind_geolite2_city_test_database() -> None:
     with GeoIP.open(city=MAXMIND / "GeoLite2-City-Test.mmdb") as g:
         out = rows(g.lookup(["81.2.69.142", "175.16.199.1", "2001:218::1", "89.160.20.115"]))
@@ -314,6 +319,7 @@ def test_maxmind_geolite2_city_test_database() -> None:
     }
 
 
+@needs_corpora
 def test_maxmind_country_overrides_maxmind_city() -> None:
     with GeoIP.open(
         city=MAXMIND / "GeoLite2-City-Test.mmdb", country=MAXMIND / "GeoLite2-Country-Test.mmdb"
@@ -324,6 +330,7 @@ def test_maxmind_country_overrides_maxmind_city() -> None:
     assert out["81.2.69.142"] == geo("GB", "EU", "Northern Europe", 51.5, -0.1)
 
 
+@needs_corpora
 def test_describe_maxmind() -> None:
     with GeoIP.open(
         city=MAXMIND / "GeoLite2-City-Test.mmdb", country=MAXMIND / "GeoIP2-Country-Test.mmdb"

@@ -1,7 +1,7 @@
 """Geolocation of client IPs from MaxMind DB (`.mmdb`) files: country, continent, UN M49 sub-region,
 coarse location and autonomous system.
 
-Three optional databases, one per setting (SPEC.md, "Settings"):
+Three optional databases, one per setting (docs/operations.md, "Settings"):
 
 - `DLCDN_GEOIP_CITY`: a city database (MaxMind GeoIP2/GeoLite2 City, DB-IP City Lite). Gives
   `country`, `continent` and `latitude`/`longitude`.

@@ -13,8 +13,109 @@ from pathlib import Path
 
 import polars as pl
 
+from pipeline.schema import REQUESTS, Table, register
 from pipeline.warehouse import queries
 from pipeline.warehouse.store import AGGREGATES, Warehouse, atomic_write_parquet
+
+# What `sql/daily_traffic.sql` returns (tests/test_warehouse_docs.py holds the two equal).
+DAILY_TRAFFIC = pl.Schema(
+    {
+        "date": pl.Date,
+        "source": pl.String,
+        "continent": pl.String,
+        "subregion": pl.String,
+        "country": pl.String,
+        "arch": pl.String,
+        "branch_resolved": pl.String,
+        "branch_status": pl.String,
+        "repo": pl.String,
+        "file_kind": pl.String,
+        "client_kind": pl.String,
+        "pop": pl.String,
+        "cache_state": pl.String,
+        "requests": pl.Int64,
+        "bytes": pl.Int64,
+        "not_modified": pl.Int64,
+        "client_errors": pl.Int64,
+        "server_errors": pl.Int64,
+        "clients": pl.Int64,
+    }
+)
+# What `sql/weekly_traffic.sql` returns.
+WEEKLY_TRAFFIC = pl.Schema(
+    {
+        "week_start": pl.Date,
+        "source": pl.String,
+        "continent": pl.String,
+        "country": pl.String,
+        "arch": pl.String,
+        "branch_resolved": pl.String,
+        "branch_status": pl.String,
+        "repo": pl.String,
+        "file_kind": pl.String,
+        "client_kind": pl.String,
+        "requests": pl.Int64,
+        "bytes": pl.Int64,
+        "not_modified": pl.Int64,
+    }
+)
+
+_STATUS = (
+    "Whether `branch_resolved` was supported on the day: `supported`, `end-of-life` or `unknown` "
+    "(the `branch_status` macro over the branch calendar); NULL without a branch."
+)
+
+
+def _meanings(schema: pl.Schema, own: dict[str, str]) -> dict[str, str]:
+    """Column meanings in the schema's order: `own`, else the `requests` column it groups by."""
+    return {
+        c: own.get(c, "As in `requests`; NULL is a group of its own." if c in REQUESTS else "")
+        for c in schema
+    }
+
+
+register(
+    Table(
+        "daily_traffic",
+        DAILY_TRAFFIC,
+        row="One UTC day's requests for one combination of the dimensions below "
+        "(`sql/daily_traffic.sql`, built by the `daily_traffic` asset).",
+        columns=_meanings(
+            DAILY_TRAFFIC,
+            {
+                "date": "The UTC day; the partition.",
+                "branch_status": _STATUS,
+                "requests": "Requests in the group.",
+                "bytes": "Response bytes in the group.",
+                "not_modified": "Responses with status 304 (an apk index check by a live system).",
+                "client_errors": "Responses with status 400-499.",
+                "server_errors": "Responses with status 500 and above.",
+                "clients": "Approximate distinct `client_id` in the group (HyperLogLog): it does "
+                "not add up across groups.",
+            },
+        ),
+    )
+)
+register(
+    Table(
+        "weekly_traffic",
+        WEEKLY_TRAFFIC,
+        row="One ISO week's (Monday to Sunday, UTC) requests for one combination of the "
+        "dimensions below, summed from `daily_traffic` (`sql/weekly_traffic.sql`, built by the "
+        "`weekly_traffic` asset; the base of the weekly report).",
+        columns=_meanings(
+            WEEKLY_TRAFFIC,
+            {
+                "week_start": "The Monday that starts the ISO week.",
+                "branch_status": _STATUS + " A branch that ended mid-week has rows of both.",
+                "requests": "Requests in the group.",
+                "bytes": "Response bytes in the group.",
+                "not_modified": "Responses with status 304.",
+            },
+        ),
+        partition_key="week",
+    )
+)
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,6 @@
 """The warehouse on disk: hive-partitioned zstd Parquet, a manifest, and DuckDB views over them.
 
-Layout (SPEC.md, "The warehouse"):
+Layout (every table and column: docs/warehouse.md):
     requests/date=YYYY-MM-DD/<file_id>.parquet
     rejects/date=YYYY-MM-DD/<file_id>.parquet
     ingested_files/<file_id>.parquet     one manifest row per ingested file
