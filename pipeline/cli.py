@@ -152,12 +152,18 @@ def ingest(
     """
     from pipeline.ingest import enrich as enrich_setup
     from pipeline.ingest.formats import resolve_format
+    from pipeline.ingest.landing import local_marker
     from pipeline.ingest.run import expand_paths, ingest_file
     from pipeline.warehouse.store import Warehouse
 
     s = _settings()
     resolve_format(fmt, s.fastly_keys)  # a bad --format fails before any work
-    files = list(expand_paths(paths))
+    files = []
+    for f in expand_paths(paths):
+        if local_marker(f):
+            click.echo(f"{f}: skipped, the synthetic-data marker of `dlcdn generate` (not a log)")
+        else:
+            files.append(f)
     wh = Warehouse(s.warehouse)
     geo, key = enrich_setup.open_enrichment(s)
     failed = 0
