@@ -66,6 +66,9 @@ REJECTS = pl.Schema(
     }
 )
 
+# One Parquet file written by an ingest, as the manifest records it at commit.
+WRITTEN_FILE = pl.Struct({"path": pl.String, "rows": pl.Int64, "sha256": pl.String})
+
 INGESTED_FILES = pl.Schema(
     {  # type: ignore[arg-type]  # dtype classes and instances mixed
         "file_id": pl.String,
@@ -87,6 +90,10 @@ INGESTED_FILES = pl.Schema(
         # The file_id of an earlier, shorter version of the same file (a log that grew) whose rows
         # this one replaces; the views hide superseded versions.
         "supersedes": pl.String,
+        # Every Parquet file the ingest wrote, as committed: its path in the warehouse, its rows
+        # and the SHA-256 of its bytes (`dlcdn verify` checks the warehouse against them). Null in
+        # rows written before these were recorded.
+        "files": pl.List(WRITTEN_FILE),
     }
 )
 
