@@ -5,7 +5,10 @@ an ingest run and a daily run recorded there."""
 from __future__ import annotations
 
 import datetime as dt
+import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import dagster as dg
@@ -16,6 +19,7 @@ from assets.demo import run_requested, tick
 from assets.resources import DlcdnResource
 
 REPO = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
 
 
 def _log(day: dt.date, n: int) -> bytes:
@@ -26,10 +30,12 @@ def _log(day: dt.date, n: int) -> bytes:
     )
 
 
+@pytest.mark.slow
 def test_sensor_ingest_and_daily_runs_on_postgres(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     import psycopg2
+    from dagster._core.scheduler.instigation import InstigatorStatus
     from dagster_postgres import PostgresEventLogStorage, PostgresRunStorage
 
     with running_postgres() as pg:
@@ -72,6 +78,24 @@ def test_sensor_ingest_and_daily_runs_on_postgres(
             assert mat is not None and mat.asset_materialization is not None
             assert mat.asset_materialization.partition == day.isoformat()
             assert instance.get_dynamic_partitions("landing_files") == ["mirror-access.log"]
+        finally:
+            instance.dispose()
+
+        # docs/deploy.md's step that switches the sensor and the schedules on, on this instance
+        for kind in ("sensor", "schedule"):
+            out = subprocess.run(
+                [str(BIN / "dagster"), kind, "start", "--start-all", "-m", "assets.definitions"],
+                cwd=tmp_path, env=os.environ, capture_output=True, text=True, timeout=180,
+            )  # fmt: skip
+            assert out.returncode == 0, out.stderr[-2000:]
+        instance = dg.DagsterInstance.get()
+        try:
+            running = {
+                s.instigator_name
+                for s in instance.all_instigator_state()
+                if s.status == InstigatorStatus.RUNNING
+            }
+            assert running == {"landing_sensor", "daily_schedule", "weekly_schedule"}
         finally:
             instance.dispose()
 

@@ -270,6 +270,7 @@ def _get(
         con.close()
 
 
+@pytest.mark.slow
 def test_nginx_asks_for_a_password_then_serves_the_ui(nginx: tuple[int, int, Path]) -> None:
     http_port, https_port, cafile = nginx
     good = ("maintainer", "correct horse battery")
