@@ -175,3 +175,13 @@ def test_the_daily_check_fails_on_a_damaged_file_of_its_day(
     assert not evaluation.passed
     assert target.relative_to(wh.root).as_posix() in evaluation.metadata["problems"].value
     instance.dispose()
+
+
+# docs/deploy.md's remedy: ingesting the log again (--force) rewrites its files and checksums.
+def test_ingesting_the_log_again_repairs_what_verify_found(wh: Warehouse, tmp_path: Path) -> None:
+    target = _requests_file(wh)
+    _flip_a_byte(target)
+    assert not verify(wh).ok
+    ingest_file(tmp_path / "a.log", wh, Settings(), ip_key=KEY, force=True)
+    v = verify(wh)
+    assert v.ok and (v.logs, v.files) == (2, 5)
