@@ -32,7 +32,7 @@ def run(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([DLCDN, *args], capture_output=True, text=True, env=env, timeout=120)
 
 
-@pytest.mark.parametrize("cmd", ["generate", "ingest", "sql", "geoip", "demo"])
+@pytest.mark.parametrize("cmd", ["generate", "ingest", "sql", "geoip", "demo", "verify"])
 def test_every_command_has_help(cmd: str) -> None:
     out = CliRunner().invoke(main, [cmd, "--help"])
     assert out.exit_code == 0 and "Usage:" in out.output and len(out.output.splitlines()) > 4
