@@ -22,10 +22,14 @@ $(VENV)/.installed: requirements.lock pyproject.toml
 	touch $@
 
 # Debian tools the tests use: GoAccess is the independent analyzer the parser is checked against;
-# Chromium renders the weekly report's HTML to check it displays.
+# Chromium renders the weekly report's HTML to check it displays; PostgreSQL, nginx and
+# systemd-analyze run the shipped deploy/ configuration for real (openssl makes the nginx test's
+# certificate and password hash). Each entry is command:package.
+SYSTEM_DEPS := goaccess:goaccess chromium:chromium nginx:nginx systemd-analyze:systemd openssl:openssl
 system-deps:
-	@missing=""; command -v goaccess >/dev/null || missing="goaccess"; \
-	command -v chromium >/dev/null || missing="$$missing chromium"; \
+	@missing=""; for dep in $(SYSTEM_DEPS); do \
+	  cmd="$${dep%%:*}"; command -v "$$cmd" >/dev/null || [ -x "/usr/sbin/$$cmd" ] || missing="$$missing $${dep#*:}"; done; \
+	ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 || missing="$$missing postgresql"; \
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq $$missing >/dev/null; \
 	  else echo "make: the tests need Debian packages:$$missing (sudo apt-get install$$missing)" >&2; exit 1; fi; fi

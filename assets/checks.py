@@ -8,7 +8,7 @@ from assets.ingest import requests
 from assets.partitions import daily, landing_files
 from assets.resources import DlcdnResource
 from assets.traffic import daily_traffic
-from pipeline.warehouse import quality
+from pipeline.warehouse import quality, verify
 
 
 def _result(v: quality.Validation) -> dg.AssetCheckResult:
@@ -65,3 +65,30 @@ def daily_traffic_quality(
     results = [quality.validate_daily(wh, dt.date.fromisoformat(k)) for k in context.partition_keys]
     worst = next((v for v in results if not v.success), results[-1])
     return _result(worst)
+
+
+@dg.asset_check(
+    asset=daily_traffic,
+    blocking=True,
+    partitions_def=daily,
+    description="`dlcdn verify` for the day: every Parquet file the manifest lists for it present, "
+    "readable, with the rows and SHA-256 recorded at commit; no stray file in its partitions.",
+)
+def daily_files_intact(
+    context: dg.AssetCheckExecutionContext, dlcdn: DlcdnResource
+) -> dg.AssetCheckResult:
+    days = [dt.date.fromisoformat(k) for k in context.partition_keys]
+    v = verify.verify(dlcdn.open_warehouse(), days)
+    listed = "\n".join(f"- `{p.path}`: {p.what}" for p in v.problems[:50])
+    more = f"\n- ... and {len(v.problems) - 50:,} more" if len(v.problems) > 50 else ""
+    return dg.AssetCheckResult(
+        passed=v.ok,
+        severity=dg.AssetCheckSeverity.ERROR,
+        description=v.summary(),
+        metadata={
+            "files": dg.MetadataValue.int(v.files),
+            "logs": dg.MetadataValue.int(v.logs),
+            "problems": dg.MetadataValue.md(listed + more if v.problems else "none"),
+            "files_without_checksum": dg.MetadataValue.int(len(v.without_checksum)),
+        },
+    )

@@ -2,7 +2,7 @@
 
 import dagster as dg
 
-from assets.checks import daily_traffic_quality, requests_quality
+from assets.checks import daily_files_intact, daily_traffic_quality, requests_quality
 from assets.decisions import egress_budget, mirror_placement
 from assets.ingest import requests
 from assets.jobs import daily_job, ingest_job, weekly_job
@@ -22,7 +22,7 @@ defs = dg.Definitions(
         weekly_report,
         weekly_report_email,
     ],
-    asset_checks=[requests_quality, daily_traffic_quality],
+    asset_checks=[requests_quality, daily_traffic_quality, daily_files_intact],
     jobs=[ingest_job, daily_job, weekly_job],
     schedules=[daily_schedule, weekly_schedule],
     sensors=[landing_sensor],

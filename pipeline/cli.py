@@ -152,12 +152,18 @@ def ingest(
     """
     from pipeline.ingest import enrich as enrich_setup
     from pipeline.ingest.formats import resolve_format
+    from pipeline.ingest.landing import local_marker
     from pipeline.ingest.run import expand_paths, ingest_file
     from pipeline.warehouse.store import Warehouse
 
     s = _settings()
     resolve_format(fmt, s.fastly_keys)  # a bad --format fails before any work
-    files = list(expand_paths(paths))
+    files = []
+    for f in expand_paths(paths):
+        if local_marker(f):
+            click.echo(f"{f}: skipped, the synthetic-data marker of `dlcdn generate` (not a log)")
+        else:
+            files.append(f)
     wh = Warehouse(s.warehouse)
     geo, key = enrich_setup.open_enrichment(s)
     failed = 0
@@ -220,6 +226,44 @@ def _print_report(r, as_json: bool, size: int) -> None:  # type: ignore[no-untyp
         click.echo(f"  replaces the shorter version {r.supersedes} of the same file")
     if r.note:
         click.echo(f"  note: {r.note}")
+
+
+@main.command()
+@click.option(
+    "--date",
+    "dates",
+    multiple=True,
+    type=click.DateTime(["%Y-%m-%d"]),
+    help="Check only this day's partitions and the logs that wrote to them (repeatable).",
+)
+def verify(dates: tuple[dt.datetime, ...]) -> None:
+    """Check the warehouse against its manifest; exit 1 when anything is wrong.
+
+    Every listed Parquet file present and readable, its rows and SHA-256 as recorded at commit,
+    each log's rows adding up to its manifest counts, no unlisted files in the table folders.
+    Each problem is printed with its file.
+    """
+    from pipeline.warehouse.store import Warehouse
+    from pipeline.warehouse.verify import verify as run_verify
+
+    s = _settings()
+    with _progress() as bar:
+        task = bar.add_task("verifying", total=None)
+        result = run_verify(
+            Warehouse(s.warehouse),
+            [d.date() for d in dates] or None,
+            progress=lambda n: bar.update(task, description=f"verified {n:,} files"),
+        )
+    for problem in result.problems:
+        click.echo(str(problem))
+    click.echo(result.summary())
+    if result.without_checksum:
+        click.echo(
+            f"note: {len(result.without_checksum):,} file(s) were written before checksums were "
+            "recorded: checked for presence, readability and row counts, not against a checksum"
+        )
+    if not result.ok:
+        sys.exit(1)
 
 
 @main.command()

@@ -72,6 +72,9 @@ REJECTS = pl.Schema(
     }
 )
 
+# One Parquet file written by an ingest, as the manifest records it at commit.
+WRITTEN_FILE = pl.Struct({"path": pl.String, "rows": pl.Int64, "sha256": pl.String})
+
 INGESTED_FILES = pl.Schema(
     {  # type: ignore[arg-type]  # dtype classes and instances mixed
         "file_id": pl.String,
@@ -93,6 +96,10 @@ INGESTED_FILES = pl.Schema(
         # The file_id of an earlier, shorter version of the same file (a log that grew) whose rows
         # this one replaces; the views hide superseded versions.
         "supersedes": pl.String,
+        # Every Parquet file the ingest wrote, as committed: its path in the warehouse, its rows
+        # and the SHA-256 of its bytes (`dlcdn verify` checks the warehouse against them). Null in
+        # rows written before these were recorded.
+        "files": pl.List(WRITTEN_FILE),
     }
 )
 
@@ -285,6 +292,9 @@ register(
             "note": "Anything about the file as a whole (a truncated compressed stream, ...).",
             "supersedes": "`file_id` of an earlier, shorter version of the same log that this "
             "one replaces (the log grew); its rows are gone.",
+            "files": "Every Parquet file the ingest wrote, as committed: `path` (relative to the "
+            "warehouse), `rows`, `sha256` of its bytes; `dlcdn verify` checks the warehouse "
+            "against them. Null in rows written before checksums were recorded.",
         },
         partition_key=None,
         notes=(

@@ -32,7 +32,7 @@ def run(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([DLCDN, *args], capture_output=True, text=True, env=env, timeout=120)
 
 
-@pytest.mark.parametrize("cmd", ["generate", "ingest", "sql", "geoip", "demo"])
+@pytest.mark.parametrize("cmd", ["generate", "ingest", "sql", "geoip", "demo", "verify"])
 def test_every_command_has_help(cmd: str) -> None:
     out = CliRunner().invoke(main, [cmd, "--help"])
     assert out.exit_code == 0 and "Usage:" in out.output and len(out.output.splitlines()) > 4
@@ -145,3 +145,33 @@ def test_geoip_lists_the_embedded_default(env: dict[str, str]) -> None:
     assert out.returncode == 0, out.stderr
     assert "DBIP-City-Lite" in out.stdout and "IP Geolocation by DB-IP" in out.stdout
     assert "| 81.2.69.142 | GB" in out.stdout
+
+
+# `dlcdn generate --out DIR` then `dlcdn ingest DIR`, as the README says: every log goes in, the
+# SYNTHETIC.txt marker stays for people to see and is passed over with a word (not a failure).
+def test_a_generated_folder_ingests_as_written(env: dict[str, str], tmp_path: Path) -> None:
+    landing = tmp_path / "landing"
+    gen = run(
+        env, "generate", "--out", str(landing), "--start", "2026-11-16", "--days", "2",
+        "--lines-per-day", "1500", "--gzip",
+    )  # fmt: skip
+    assert gen.returncode == 0, gen.stderr
+    out = run(env, "ingest", str(landing))
+    assert out.returncode == 0, out.stderr
+    assert f"{landing / 'SYNTHETIC.txt'}: skipped, the synthetic-data marker" in out.stdout
+    assert (landing / "SYNTHETIC.txt").read_text().startswith("SYNTHETIC DATA.")
+    names = run(env, "sql", "SELECT name FROM ingested_files ORDER BY name", "--format", "csv")
+    assert names.stdout.splitlines()[1:] == sorted(p.name for p in landing.glob("*.log.gz"))
+    assert len(names.stdout.splitlines()) == 3
+
+
+# A file that is only called SYNTHETIC.txt is not the marker: it is tried as a log, and fails
+# as any unknown file does, by name.
+def test_a_file_merely_named_like_the_marker_is_not_passed_over(
+    env: dict[str, str], tmp_path: Path
+) -> None:
+    impostor = tmp_path / "SYNTHETIC.txt"
+    impostor.write_text("dear diary\n")
+    out = run(env, "ingest", str(impostor))
+    assert out.returncode == 1
+    assert "SYNTHETIC.txt: unknown log format" in out.stderr

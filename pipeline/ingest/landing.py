@@ -23,6 +23,28 @@ from pipeline.ingest.reader import InputError, file_fingerprint
 
 BLOCK = 8 << 20
 
+# `dlcdn generate` marks each folder it writes with this file, for people to see: it is not a log,
+# so ingest and the landing sensor pass over it (and say so) rather than fail on it. A file of
+# that name counts as the marker only if it begins as the marker does.
+MARKER_NAME = "SYNTHETIC.txt"
+MARKER_HEAD = b"SYNTHETIC DATA."
+
+
+def is_marker(name: str, head: bytes) -> bool:
+    """Whether a file (its name, its first bytes) is the synthetic-data marker."""
+    return PurePosixPath(name).name == MARKER_NAME and head.startswith(MARKER_HEAD)
+
+
+def local_marker(path: Path) -> bool:
+    """`is_marker` for a local file."""
+    if path.name != MARKER_NAME:
+        return False
+    try:
+        with open(path, "rb") as f:
+            return is_marker(path.name, f.read(len(MARKER_HEAD)))
+    except OSError:
+        return False
+
 
 @dataclass(frozen=True)
 class LandingFile:
@@ -51,7 +73,8 @@ class Landing:
         return f"Landing({self.location!r})"
 
     def files(self) -> list[LandingFile]:
-        """Every file below the location, hidden ones excepted, sorted by name."""
+        """Every file below the location, hidden ones and the synthetic-data marker excepted,
+        sorted by name."""
         try:
             infos = self.fs.get_file_info(
                 pafs.FileSelector(self.root, recursive=True, allow_not_found=True)
@@ -65,9 +88,18 @@ class Landing:
             rel = str(PurePosixPath(info.path).relative_to(self.root))
             if any(part.startswith(".") for part in rel.split("/")):
                 continue
+            if PurePosixPath(rel).name == MARKER_NAME and self._is_marker(rel):
+                continue
             mtime = info.mtime_ns if info.mtime_ns is not None else 0
             out.append(LandingFile(rel, info.size or 0, mtime))
         return sorted(out, key=lambda f: f.rel)
+
+    def _is_marker(self, rel: str) -> bool:
+        try:
+            with self.fs.open_input_stream(f"{self.root}/{rel}") as f:
+                return is_marker(rel, f.read(len(MARKER_HEAD)))
+        except OSError:
+            return False
 
     def local_path(self, rel: str) -> Path | None:
         return None if self.remote else Path(self.root) / rel

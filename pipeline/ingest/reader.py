@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import codecs
 import hashlib
+import os
 import queue
 import threading
 import zlib
@@ -23,6 +24,9 @@ import pyarrow as pa
 
 GZIP_MAGIC = b"\x1f\x8b"
 ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
+# RFC 8878: a zstd frame's magic number, and the range of skippable frames' (little-endian).
+_ZSTD_FRAME = 0xFD2FB528
+_ZSTD_SKIPPABLE = range(0x184D2A50, 0x184D2A60)
 
 BLOCK_BYTES = 8 << 20
 # nginx's default large_client_header_buffers caps a request line at 8 KiB; real log lines with long
@@ -53,13 +57,31 @@ class ReadState:
     compression: str = "none"
     bytes_read: int = 0  # compressed bytes consumed
     truncated: str | None = None  # why the stream ended early, if it did
+    # The number of the last line when it has no newline. Log writers end every record with one,
+    # so a file that does not was cut short (a copy or disk that ran out, a stream that broke)
+    # or is still being written; the line is kept as read (parsed if it parses, else rejected).
+    unterminated_line: int | None = None
+
+    def damage(self) -> str | None:
+        """What is wrong with the file as a whole, for the manifest's `note`; None if nothing."""
+        found = []
+        if self.truncated:
+            found.append(self.truncated)
+        if self.unterminated_line is not None:
+            found.append(
+                f"line {self.unterminated_line:,}, the last, has no newline "
+                "(the file was cut short, or is still being written)"
+            )
+        return "; ".join(found) or None
 
 
 def detect_compression(head: bytes) -> str:
     if head.startswith(GZIP_MAGIC):
         return "gzip"
-    if head.startswith(ZSTD_MAGIC):
-        return "zstd"
+    if head.startswith(ZSTD_MAGIC) or (
+        len(head) >= 4 and int.from_bytes(head[:4], "little") in _ZSTD_SKIPPABLE
+    ):
+        return "zstd"  # a zstd stream may begin with a skippable frame (metadata)
     return "none"
 
 
@@ -147,14 +169,16 @@ def _gzip_blocks(f: BinaryIO, state: ReadState, block_bytes: int) -> Iterator[by
 
 def _zstd_blocks(f: BinaryIO, state: ReadState, block_bytes: int) -> Iterator[bytes]:
     """zstd frames in bounded reads. python-zstandard's reader ends quietly on a cut stream, so a
-    cut is detected by the frame header's content size, when the writer recorded it (zstd's CLI
-    does for files)."""
+    cut is found by walking the frames' structure once the data is read (`_zstd_cut`), and by the
+    frame header's content size when the writer recorded it (streaming writers do not)."""
     import zstandard
 
     head = f.read(18)
     f.seek(0)
     try:
         expected = zstandard.get_frame_parameters(head).content_size
+        if not head.startswith(ZSTD_MAGIC):
+            expected = zstandard.CONTENTSIZE_UNKNOWN  # a skippable frame's own length
     except zstandard.ZstdError as e:
         state.truncated = f"zstd stream is corrupt ({e})"
         return
@@ -169,8 +193,60 @@ def _zstd_blocks(f: BinaryIO, state: ReadState, block_bytes: int) -> Iterator[by
         return
     finally:
         state.bytes_read = f.tell()
-    if expected != zstandard.CONTENTSIZE_UNKNOWN and total < expected:
+    cut = _zstd_cut(f)
+    if cut is not None:
+        state.truncated = f"{cut}; {total:,} bytes decompressed before it"
+    elif expected != zstandard.CONTENTSIZE_UNKNOWN and total < expected:
         state.truncated = f"zstd stream ends early, after {total:,} of {expected:,} bytes"
+
+
+def _zstd_cut(f: BinaryIO) -> str | None:
+    """Why the file's zstd frames are not whole (cut, or followed by garbage); None if they are.
+
+    Reads only the frame and block headers (RFC 8878: 3 bytes per block of at most 128 KiB) and
+    seeks over the rest, so it costs next to nothing beside the decompression.
+    """
+    size = os.fstat(f.fileno()).st_size
+    pos, frames = 0, 0
+
+    def ends_early() -> str:
+        return f"zstd stream ends early: frame {frames + 1} is cut at byte {size:,}"
+
+    while pos < size:
+        f.seek(pos)
+        magic = f.read(4)
+        if len(magic) < 4:
+            return ends_early()
+        number = int.from_bytes(magic, "little")
+        if number in _ZSTD_SKIPPABLE:
+            length = f.read(4)
+            pos += 8 + int.from_bytes(length, "little")
+            if len(length) < 4 or pos > size:
+                return ends_early()
+            continue
+        if number != _ZSTD_FRAME:
+            return f"garbage after the zstd stream, at byte {pos:,}"
+        descriptor = f.read(1)
+        if not descriptor:
+            return ends_early()
+        d = descriptor[0]
+        single_segment = bool(d & 0x20)
+        content_size_bytes = (1 if single_segment else 0, 2, 4, 8)[d >> 6]
+        pos += 5 + (0 if single_segment else 1) + (0, 1, 2, 4)[d & 3] + content_size_bytes
+        while True:  # the blocks: Last_Block (bit 0), Block_Type (bits 1-2), Block_Size
+            f.seek(pos)
+            header = f.read(3)
+            if len(header) < 3:
+                return ends_early()
+            bits = int.from_bytes(header, "little")
+            pos += 3 + (1 if (bits >> 1) & 3 == 1 else bits >> 3)  # an RLE block holds one byte
+            if bits & 1:
+                break
+        pos += 4 if d & 0x04 else 0  # the content checksum
+        if pos > size:
+            return ends_early()
+        frames += 1
+    return None
 
 
 def prefetched(blocks: Iterator[bytes], depth: int = 2) -> Iterator[bytes]:
@@ -340,9 +416,11 @@ def iter_batches(path: Path, state: ReadState, block_bytes: int = BLOCK_BYTES) -
         line_no += len(batch.lines)
         yield batch
     if skipping is not None:
+        state.unterminated_line = line_no
         yield _overlong_batch(skipping, line_no)
     elif pending:
         # The last line has no newline: a file still being written, or cut short.
+        state.unterminated_line = line_no
         yield batch_from_bytes(pending + b"\n", line_no)
 
 

@@ -212,8 +212,7 @@ def ingest_file(
     written = set(requests.close()) | set(rejects.close())
     report.dates = sorted(dt.date.fromisoformat(d) for d in written)
     report.reject_reasons = dict(sorted(reasons.items()))
-    if state.truncated:
-        report.note = state.truncated
+    report.note = state.damage()
     report.seconds = time.monotonic() - started
     wh.commit(staged, _manifest_row(report, name, ctx.source))
     return report

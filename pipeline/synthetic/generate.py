@@ -1874,4 +1874,6 @@ Client addresses are random hosts inside real networks so that they geolocate to
 country mix; the networks come from DB-IP City Lite (CC BY 4.0), IP Geolocation by DB-IP
 (https://db-ip.com). About 0.1% of lines are deliberately malformed.
 """
-    (out_dir / "SYNTHETIC.txt").write_text(text)
+    from pipeline.ingest.landing import MARKER_NAME
+
+    (out_dir / MARKER_NAME).write_text(text)  # ingest knows it by its name and first words

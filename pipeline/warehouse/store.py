@@ -63,6 +63,8 @@ def duckdb_type(dtype: Any) -> str:
         return "TIMESTAMP WITH TIME ZONE"
     if isinstance(dtype, pl.List):
         return duckdb_type(dtype.inner) + "[]"
+    if isinstance(dtype, pl.Struct):
+        return "STRUCT(" + ", ".join(f"{f.name} {duckdb_type(f.dtype)}" for f in dtype.fields) + ")"
     return {
         pl.String: "VARCHAR",
         pl.Int64: "BIGINT",
@@ -124,7 +126,12 @@ class Warehouse:
         return m.filter(~pl.col("file_id").is_in(superseded.implode()))
 
     def commit(self, staged: StagedFile, manifest_row: pl.DataFrame) -> None:
-        """Moves a staged file's Parquet into place, then makes it visible with its manifest row."""
+        """Moves a staged file's Parquet into place, then makes it visible with its manifest row
+        (which records each file's rows and checksum, for `dlcdn verify`)."""
+        written = [written_file(staged.dir / rel, rel) for rel in staged.files]
+        manifest_row = manifest_row.with_columns(
+            pl.Series("files", [written], dtype=INGESTED_FILES["files"])
+        )
         with self.lock():
             for rel in staged.files:
                 dest = self.root / rel
@@ -348,6 +355,16 @@ def _pid_alive(pid: int) -> bool:
     except PermissionError:
         return True
     return True
+
+
+def sha256_of(path: Path) -> str:
+    with open(path, "rb") as f:
+        return hashlib.file_digest(f, "sha256").hexdigest()
+
+
+def written_file(path: Path, rel: str) -> dict[str, object]:
+    """A Parquet file as the manifest records it: path in the warehouse, rows, SHA-256."""
+    return {"path": rel, "rows": pq.read_metadata(path).num_rows, "sha256": sha256_of(path)}
 
 
 def atomic_write_parquet(df: pl.DataFrame, dest: Path) -> None:
