@@ -99,6 +99,9 @@ def main() -> int:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--log-lines", type=int, default=20_000, help="lines per generated day")
     ap.add_argument("--no-logs", action="store_true", help="skip the generated-logs scenario")
+    ap.add_argument(
+        "--seeds", type=int, default=0, help="also summarise seeds 0..N-1 (error spread, coverage)"
+    )
     args = ap.parse_args()
 
     rows, ahead = [], []
@@ -132,7 +135,30 @@ def main() -> int:
                   "covered", "target met", "changes found", "seconds"])  # fmt: skip
     print("\nSix months after the history (what a budget is set from)\n")
     _print(ahead, ["scenario", "month", "truth TB", "forecast TB", "error", "95% interval TB"])
+    if args.seeds > 1:
+        print(f"\nNext month over seeds 0..{args.seeds - 1}\n")
+        _print([_spread(s, args.seeds) for s in scenarios.SCENARIOS],
+               ["scenario", "max |error|", "mean error", "covered", "with a change found"])  # fmt: skip
     return 0
+
+
+def _spread(s: scenarios.Scenario, seeds: int) -> dict:
+    """Next-month error and coverage of one scenario over several seeds."""
+    errors, covered, changed = [], 0, 0
+    for seed in range(seeds):
+        history, truth = scenarios.split(s, scenarios.daily_bytes(s, seed))
+        f = forecast(history)
+        row = _month_row(f, s.truth_month)
+        errors.append(row["forecast_bytes"] / truth - 1)
+        covered += row["lower"] <= truth <= row["upper"]
+        changed += bool(getattr(f, "changes", ()))
+    return {
+        "scenario": s.name,
+        "max |error|": f"{max(abs(e) for e in errors):.1%}",
+        "mean error": f"{sum(errors) / seeds:+.1%}",
+        "covered": f"{covered}/{seeds}",
+        "with a change found": f"{changed}/{seeds}",
+    }
 
 
 if __name__ == "__main__":
