@@ -23,6 +23,11 @@ Exact vs approximate:
   set is then evaluated exactly on the full, un-gridded demand, so the reported latency, share and
   feasibility are true for that set; only the set's optimality is approximate. Measured: 500
   candidates x 5,000 points, k = 1..10, ~11 s (about 1 s per k).
+
+Cost (`within_budget`, `frontier`): the same MIP with a monthly cost row instead of a fixed k, for
+the best latency within a budget, and walked from the cheap end for the latency-versus-cost
+frontier (each point the cheapest set at least `min_gain_ms` faster than the one before). Sets
+there must have the capacity for the whole demand; exact and approximate as above.
 """
 
 from __future__ import annotations
