@@ -1,4 +1,4 @@
-# dlcdn: make setup | demo | test | bench | bench-stages | bench-all | bench-memory | lint | docs | lock | dev
+# dlcdn: make setup | demo | test | bench | bench-stages | bench-all | bench-memory | bench-forecast | lint | docs | lock | dev
 # Every target installs what it needs first, so a fresh clone needs only `make demo` or `make test`.
 
 SHELL := /bin/bash
@@ -9,7 +9,7 @@ BIN := $(VENV)/bin
 export UV_COMPILE_BYTECODE := 1
 export DAGSTER_HOME ?= $(CURDIR)/dagster_home
 
-.PHONY: setup demo test bench bench-stages bench-all bench-memory profile lint fmt docs lock dev clean system-deps fuzz audit
+.PHONY: setup demo test bench bench-stages bench-all bench-memory bench-forecast profile lint fmt docs lock dev clean system-deps fuzz audit
 
 setup: $(VENV)/.installed
 
@@ -46,6 +46,11 @@ bench: setup
 # CPU time of each ingest stage against the baselines', and the speed bound it sets (~3 minutes).
 bench-stages: setup
 	$(BIN)/python benchmarks/bench_stages.py --runs 3
+
+# The egress forecast on scenarios with a known truth (steps, growth change, outages, release bump):
+# next month against the truth and the 95% interval; one scenario through generated logs (~1 min).
+bench-forecast: setup
+	$(BIN)/python benchmarks/bench_forecast.py
 
 # The whole benchmark suite (about 50 minutes on 2 cores): 5M and 20M generated lines, plain and
 # gzip, both formats; the stages' CPU time; the history cost; a profile. Tables go to

@@ -74,6 +74,7 @@ def egress_budget(context: dg.AssetExecutionContext, dlcdn: DlcdnResource) -> dg
     if result.edge is not None:
         metadata |= {
             "method": result.edge.method,
+            "changes": "; ".join(c.describe() for c in result.edge.changes) or "none",
             "backtest_mape_monthly": dg.MetadataValue.float(
                 round(result.edge.backtest_mape_monthly, 4)
             ),

@@ -369,10 +369,27 @@ def geoip(addresses: tuple[str, ...]) -> None:
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
     help="Sites file (YAML; default: the shipped pipeline/data/sites.yaml).",
 )
+@click.option(
+    "--budget-eur",
+    type=click.FloatRange(0),
+    help="Also: the best set whose sites cost at most this per month (EUR), and the frontier.",
+)
+@click.option(
+    "--frontier",
+    is_flag=True,
+    help="Also: the latency-versus-cost frontier (site sets no other set beats on both).",
+)
 def placement(
-    start: dt.datetime | None, end: dt.datetime | None, demand: str, k_max: int, sites: Path | None
+    start: dt.datetime | None,
+    end: dt.datetime | None,
+    demand: str,
+    k_max: int,
+    sites: Path | None,
+    budget_eur: float | None,
+    frontier: bool,
 ) -> None:
-    """Rank mirror site sets for k = 1..K by demand-weighted latency under capacity."""
+    """Rank mirror site sets for k = 1..K by demand-weighted latency under capacity; with
+    --budget-eur or --frontier, weigh their monthly cost too."""
     from pipeline.decisions import tables as decisions
     from pipeline.warehouse import queries
 
@@ -384,12 +401,28 @@ def placement(
         demand,
         k_max,
         sites,
+        budget_eur=budget_eur,
+        frontier=frontier,
     )
     click.echo(
         f"{r.demand_kind} demand {r.start} .. {r.end}: {r.demand_points:,} demand points "
         f"(latency from great-circle distance, see pipeline/decisions/placement.py)"
     )
     click.echo(queries.format_frame(r.frame()))
+    if r.best_within_budget is not None:
+        b = r.best_within_budget
+        paid = [n for n in b.sites if r.site_cost.get(n, 1) > 0]
+        click.echo(
+            f"\nBest within {r.budget_eur:,.0f} EUR/month: {len(b.sites)} site(s) "
+            f"(paid: {', '.join(paid) or 'none'}), mean RTT {b.mean_latency_ms:.1f} ms, "
+            f"{b.share_within_50ms:.0%} of bytes within 50 ms, {b.cost_month:,.0f} EUR/month"
+        )
+    if r.frontier:
+        click.echo(
+            "\nLatency versus cost: the site sets no other set beats on both, cheapest first "
+            "(change and eur_per_ms: against the row above; sites with a cost of 0 are free)"
+        )
+        click.echo(queries.format_frame(r.frontier_frame().drop("sites", "gain_ms")))
 
 
 @main.command()

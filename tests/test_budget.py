@@ -22,6 +22,7 @@ from pipeline.decisions.budget import (
     release_dates,
 )
 from pipeline.synthetic import generate as gen
+from pipeline.synthetic import scenarios
 
 YEAR_START = dt.date(2025, 11, 1)
 # Scales the generator's line counts to bytes: ~23 TB on an ordinary weekday, ~700 TB a month,
@@ -254,3 +255,52 @@ def test_forecast_on_generated_logs(tmp_path: Path) -> None:
     assert f.monthly["forecast_bytes"].is_finite().all()
     assert math.isfinite(f.backtest_mape_daily)
     assert "Backtest MAPE" in format_report(f)
+
+
+# --- Scenarios with a known truth (pipeline/synthetic/scenarios.py; make bench-forecast) ---
+
+
+def _next_month(name: str) -> tuple[object, float, dict]:
+    s = scenarios.by_name(name)
+    history, truth = scenarios.split(s, scenarios.daily_bytes(s, seed=0))
+    f = forecast(history)
+    return f, truth, f.monthly.filter(pl.col("month") == s.truth_month).row(0, named=True)
+
+
+@pytest.mark.parametrize(("name", "shift"), [("step +40%", 0.40), ("step -30%", -0.30)])
+def test_step_moves_the_level_not_the_growth_rate(name: str, shift: float) -> None:
+    # rule: a step in the history is found as a level shift on its day, and next month's total is
+    # within 10% of the truth and inside the 95% interval
+    f, truth, row = _next_month(name)
+    assert abs(row["forecast_bytes"] / truth - 1) <= 0.10
+    assert row["lower"] <= truth <= row["upper"]
+    [change] = f.changes
+    assert abs((change.day - scenarios.CHANGE_DAY).days) <= 3
+    assert change.level_pct == pytest.approx(shift, abs=0.06) and change.growth_after is None
+    sign = "+" if shift > 0 else "-"
+    assert f"level shift {sign}" in format_report(f) and str(change.day) in format_report(f)
+    # six months on, the forecast stays near the run rate instead of extrapolating the step
+    s = scenarios.by_name(name)
+    later = scenarios.daily_bytes(s, seed=0, months=6)
+    march = dt.date(2027, 3, 1)
+    truth6 = later.filter(pl.col("date").dt.truncate("1mo") == march)["bytes"].sum()
+    fc6 = f.monthly.filter(pl.col("month") == march)["forecast_bytes"].item()
+    assert abs(fc6 / truth6 - 1) <= 0.15
+
+
+def test_steady_growth_finds_no_change() -> None:
+    # rule: no change invented in a steady history; next month within 5%
+    f, truth, row = _next_month("steady")
+    assert f.changes == () and f.outliers == ()
+    assert abs(row["forecast_bytes"] / truth - 1) <= 0.05
+    assert row["lower"] <= truth <= row["upper"]
+    assert "Changes found: none" in format_report(f)
+
+
+def test_outage_on_the_last_day_is_set_aside() -> None:
+    # rule: a day at 5% of its traffic is reported as an outlier, not fitted as a level shift
+    f, truth, row = _next_month("outage last")
+    assert [o.day for o in f.outliers] == [dt.date(2026, 9, 30)]
+    assert f.outliers[0].off_pct < -0.9
+    assert abs(row["forecast_bytes"] / truth - 1) <= 0.10
+    assert "2026-09-30 (-9" in format_report(f)

@@ -57,10 +57,23 @@ def test_placement_prints_a_ranked_table(wh: Path) -> None:
     assert "origin demand" in _run(wh, "placement", "--k", "2", "--demand", "origin")
 
 
+def test_placement_within_budget_and_frontier(wh: Path) -> None:
+    # rule: --budget-eur names the best set it can pay for and prints the frontier under it
+    out = _run(wh, "placement", "--k", "2", "--budget-eur", "3000")
+    assert "Best within 3,000 EUR/month" in out and "Latency versus cost" in out
+    frontier = [
+        line for line in out.split("Latency versus cost")[1].splitlines() if line.startswith("| ")
+    ]
+    costs = [int(r.split("|")[1]) for r in frontier if r.split("|")[1].strip().isdigit()]
+    assert costs == sorted(costs) and len(costs) >= 2
+    bad = _run(wh, "placement", "--budget-eur", "-5", ok=False)
+    assert "Traceback" not in bad
+
+
 def test_budget_prints_edge_and_origin_with_backtest(wh: Path) -> None:
     out = _run(wh, "budget", "--budget-tb", "0.01")
     assert "EDGE EGRESS" in out and "ORIGIN EGRESS" in out
-    assert "MAPE" in out
+    assert "MAPE" in out and "Changes found:" in out and "Outlier days set aside:" in out
     assert "OVER" in out  # 10 GB a month is far below this traffic
     # a price table from the setting, and a bad one named in a one-line error
     assert _run(wh, "budget", DLCDN_PRICE_TABLE="inf:1000") != out

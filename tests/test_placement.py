@@ -260,3 +260,92 @@ def test_packaged_sites_place_end_to_end() -> None:
     steps = place(d, load_sites(), 4)
     assert [s.k for s in steps] == [1, 2, 3, 4]
     assert all(b.mean_latency_ms <= a.mean_latency_ms + 1e-9 for a, b in itertools.pairwise(steps))
+
+
+# --- cost: best latency within a budget, and the latency-versus-cost frontier ---
+
+
+def test_budget_buys_the_best_latency_it_can_afford() -> None:
+    # rule: Europe-heavy demand, a free far mirror and two paid near ones: each budget gets the
+    # best set it can pay for, the cheapest among equal latencies
+    d = demand((*AMS, 6e12), (*NYC, 2e12))
+    sites = [
+        site("free-tokyo", TOKYO, cost=0),
+        site("ams", AMS, cost=1800),
+        site("nyc", NYC, cost=2000),
+        site("fra", FRA, cost=1900),
+    ]
+    assert placement.within_budget(d, sites, 0).sites == ("free-tokyo",)
+    assert placement.within_budget(d, sites, 1799.99).sites == ("free-tokyo",)
+    best = placement.within_budget(d, sites, 1800)
+    assert best.sites == ("ams",)  # the free site would add nothing: not opened
+    assert best.cost_month == 1800 and best.mean_latency_ms < 40
+    assert placement.within_budget(d, sites, 5000).sites == ("ams", "nyc")
+    # at most one site: the same budget buys less
+    assert placement.within_budget(d, sites, 5000, k_max=1).sites == ("ams",)
+
+
+def test_frontier_steps_and_what_each_buys() -> None:
+    d = demand((*AMS, 6e12), (*NYC, 2e12))
+    sites = [site("free-tokyo", TOKYO, cost=0), site("ams", AMS, cost=1800),
+             site("nyc", NYC, cost=2000), site("fra", FRA, cost=1900)]  # fmt: skip
+    points = placement.frontier(d, sites)
+    assert [p.sites for p in points] == [("free-tokyo",), ("ams",), ("ams", "nyc")]
+    assert [p.cost_month for p in points] == [0, 1800, 3800]
+    lat = [p.mean_latency_ms for p in points]
+    assert lat == sorted(lat, reverse=True)
+    assert points[0].change == "" and math.isnan(points[0].eur_per_ms)
+    assert points[1].change == "+ams -free-tokyo"
+    assert points[2].change == "+nyc"
+    assert points[2].gain_ms == pytest.approx(lat[1] - lat[2])
+    assert points[2].eur_per_ms == pytest.approx(2000 / (lat[1] - lat[2]))
+    assert [
+        (p.cost_month, p.mean_latency_ms) for p in placement.brute_force_frontier(d, sites)
+    ] == [(p.cost_month, pytest.approx(p.mean_latency_ms)) for p in points]
+
+
+def test_budget_without_capacity_is_a_clear_error() -> None:
+    # rule: 10 TB of demand; within 1,000 EUR only a 4 TB site: no set has the capacity
+    d = demand((*AMS, 10e12))
+    sites = [site("small", AMS, cap=4, cost=500), site("big", FRA, cap=20, cost=1500)]
+    with pytest.raises(ValueError, match=r"within 1,000 EUR/month has the capacity.*10\.0 TB"):
+        placement.within_budget(d, sites, 1000)
+    assert placement.within_budget(d, sites, 1500).sites == ("big",)
+    assert [p.sites for p in placement.frontier(d, sites)] == [("big",), ("small", "big")]
+
+
+@st.composite
+def priced_instances(draw: st.DrawFn) -> tuple[pl.DataFrame, list[Site], float, float]:
+    d, sites, _ = draw(instances())
+    # whole euros, free sites common (donated mirrors): the frontier's cheap end has ties
+    priced = [
+        Site(s.name, s.lat, s.lon, s.capacity_tb, float(draw(st.sampled_from([0, 500, 800, 1200])
+             if draw(st.booleans()) else st.integers(0, 5000))))
+        for s in sites
+    ]  # fmt: skip
+    return d, priced, float(draw(st.integers(0, 8000))), draw(st.sampled_from([0.0, 0.5, 5.0]))
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(priced_instances())
+def test_frontier_and_budget_equal_brute_force(
+    inst: tuple[pl.DataFrame, list[Site], float, float],
+) -> None:
+    # rule: the MIP frontier (every point, or steps of at least min_gain ms) and the best set
+    # within a budget are those found by evaluating every set
+    d, sites, budget, gain = inst
+    got = placement.frontier(d, sites, min_gain_ms=gain)
+    want = placement.brute_force_frontier(d, sites, min_gain_ms=gain)
+    assert [p.cost_month for p in got] == [p.cost_month for p in want]
+    for g, w in zip(got, want, strict=True):
+        assert g.mean_latency_ms == pytest.approx(w.mean_latency_ms, abs=1e-6, rel=1e-9)
+    if gain:
+        return
+    affordable = [p for p in want if p.cost_month <= budget]
+    if not affordable:
+        with pytest.raises(ValueError, match="has the capacity"):
+            placement.within_budget(d, sites, budget)
+        return
+    best = placement.within_budget(d, sites, budget)
+    assert best.cost_month == affordable[-1].cost_month
+    assert best.mean_latency_ms == pytest.approx(affordable[-1].mean_latency_ms, abs=1e-6)

@@ -77,6 +77,19 @@ def test_sections_charts_tables_and_attribution(rep: report.Report) -> None:
         assert name.startswith(WEEK) and pl.read_csv(io.BytesIO(data)).height >= 1
 
 
+def test_latency_cost_frontier_section(rep: report.Report) -> None:
+    # rule: the frontier is charted, tabled and attached; cheaper rows are slower, each step buys
+    # at least the minimum gain
+    assert "Latency for the money" in rep.html and "LATENCY FOR THE MONEY" in rep.text
+    assert rep.images["frontier"].startswith(b"\x89PNG")
+    frontier = pl.read_csv(io.BytesIO(rep.attachments[f"{WEEK}-placement-frontier.csv"]))
+    assert frontier.height >= 2
+    costs, rtts = frontier["cost_month_eur"].to_list(), frontier["mean_latency_ms"].to_list()
+    assert costs == sorted(costs) and len(set(costs)) == len(costs)
+    assert all(b <= a - 0.4 for a, b in zip(rtts, rtts[1:], strict=False))  # 0.5 ms, rounded
+    assert f"{costs[-1]:,}" in rep.html
+
+
 def test_mail_structure(rep: report.Report) -> None:
     msg = report.to_email(rep, "dlcdn@example.org", ("team@example.org",))
     assert msg.get_content_type() == "multipart/mixed"

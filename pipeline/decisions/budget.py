@@ -1,27 +1,18 @@
 """Egress budget: bytes per month so far, a month-to-date projection and a 6-month forecast.
 
-The forecast is a log-linear regression on daily byte totals, fitted with `numpy.linalg.lstsq`:
+The forecast (`forecast`) fits `pipeline.decisions.egress_model` to the daily byte totals: a
+log-linear trend with the weekly cycle and the May/November release bump, plus the level shifts
+and trend changes it finds in the history (reported with their dates, so a reader can check them:
+a step in the history then moves the level, not the growth rate), with outlier days set aside.
+Release dates come from the shipped Alpine calendar (`pipeline.alpine`), releases from 2020 on;
+releases not yet in the calendar are assumed on the median date of past spring and autumn releases
+(late May, early December). The rolling-origin backtest printed with every forecast (the whole
+procedure, change detection included, refitted at each origin) says how well it does.
 
-    log(bytes_day) = a + b*t + weekday effect + c*bump(day) + noise
-
-- `t` is years since the first day: a constant growth rate. A quadratic term is left out on purpose:
-  fitted to a year it extrapolates wildly over the next six months.
-- weekday effects are six dummies (Monday is the baseline): CI and builds run on working days.
-- `bump(day) = sum over x.y.0 releases of exp(-days_since_release / tau)`: the May/November
-  release bump. Release dates come from the shipped Alpine calendar (`pipeline.alpine`), releases
-  from 2020 on; releases not yet in the calendar are assumed on the median date of past spring and
-  autumn releases (late May, early December). `tau` is picked from a small grid by least squares.
-- noise: residuals on the log scale, with their lag-1 autocorrelation (an AR(1)), so that a month
-  of correlated days gets a wider interval than 30 independent ones would.
-
-Why not a forecasting library: statsmodels/Prophet/statsforecast are not in the project's stack,
-and this model is a dozen columns of least squares that a reader can check by hand; the rolling-
-origin backtest printed with every forecast says how well it does.
-
-Prediction intervals (95%): daily ones are the textbook OLS prediction interval on the log scale,
-`sigma * sqrt(1 + x'(X'X)^-1 x)`, which widens as the trend is extrapolated. Monthly ones come
-from 2,000 simulated paths (coefficients drawn from their estimated distribution plus AR(1) noise)
-summed per month; days with data count as they are.
+Prediction intervals (95%): daily ones are the prediction interval on the log scale (noise plus
+coefficient uncertainty, which widens as the trend is extrapolated). Monthly ones come from 2,000
+simulated paths (coefficients drawn from their estimated distribution plus AR(1) noise) summed per
+month; days with data count as they are.
 
 Units: TB = 10**12 bytes (decimal, as CDNs bill). Outputs are Float64 bytes.
 """
@@ -38,6 +29,7 @@ import numpy as np
 import polars as pl
 
 from pipeline.alpine import branch_calendar
+from pipeline.decisions import egress_model as model
 
 TB = 1e12
 # Placeholder price table, NOT a quote: graduated tiers (up to TB per month, EUR per TB) shaped like
@@ -53,9 +45,7 @@ PRICE_TABLE_DEFAULT: list[tuple[float, float]] = [
 MIN_DAYS = 14  # below this neither a weekly cycle nor a trend can be told apart from noise
 FULL_MODEL_DAYS = 35  # five weeks: enough for the release bump and a trend worth the name
 FIRST_RELEASE_YEAR = 2020
-TAUS = (3.0, 5.0, 7.0, 10.0, 14.0, 21.0, 30.0)  # release bump decay, days
 BACKTEST_CUTS = 6  # rolling origins at the last month starts
-SIM_DRAWS = 2000
 Z95 = 1.959964
 
 
@@ -69,6 +59,8 @@ class Forecast:
     backtest_mape_daily: float
     backtest_mape_monthly: float
     method: str
+    changes: tuple[model.Change, ...] = ()  # level shifts and trend changes found, by date
+    outliers: tuple[model.Outlier, ...] = ()  # days set aside from the fit
 
 
 def cost_eur(tb: float, price_table: list[tuple[float, float]] = PRICE_TABLE_DEFAULT) -> float:
@@ -143,100 +135,6 @@ def _season(d: dt.date) -> tuple[int, str]:
     return (d.year, "spring") if 3 <= d.month <= 8 else (_autumn_start(d).year, "autumn")
 
 
-# --- Model ---------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class _Fit:
-    """Fitted coefficients and what it takes to predict and simulate from them."""
-
-    beta: np.ndarray
-    xtx_inv: np.ndarray
-    sigma: float
-    rho: float
-    tau: float | None  # None: no release bump in the model
-    t0: int  # ordinal of day 0 of the trend
-    releases: np.ndarray  # release ordinals
-    trend: bool
-
-    def design(self, days: np.ndarray) -> np.ndarray:
-        return _design(days, self.t0, self.releases, self.tau, self.trend)
-
-    def mean(self, days: np.ndarray) -> np.ndarray:
-        """Expected bytes per day (log-normal mean, so that days add up to months)."""
-        return np.exp(self.design(days) @ self.beta + self.sigma**2 / 2)
-
-
-def _design(
-    days: np.ndarray, t0: int, releases: np.ndarray, tau: float | None, trend: bool = True
-) -> np.ndarray:
-    """Regression columns: intercept, trend (years), Tue..Sun dummies, release bump."""
-    t = (days - t0) / 365.25
-    weekday = (days - 1) % 7  # date.fromordinal(1) is a Monday
-    cols = [np.ones_like(t)] + ([t] if trend else [])
-    cols += [(weekday == k).astype(float) for k in range(1, 7)]
-    if tau is not None:
-        age = days[:, None] - releases[None, :]
-        cols.append(np.where(age >= 0, np.exp(-np.clip(age, 0, None) / tau), 0.0).sum(axis=1))
-    return np.column_stack(cols)
-
-
-def _fit(days: np.ndarray, log_y: np.ndarray, releases: np.ndarray, full: bool) -> _Fit:
-    """Least squares on observed days; with `full`, trend and the release bump with the best tau.
-
-    Without `full` (under five weeks) only level and weekday: growth of ~15% a year is ~1% over a
-    few weeks, far below day-to-day noise, and a slope fitted to it explodes when extrapolated.
-    """
-    t0 = int(days.min())
-    candidates: list[float | None] = [None]
-    if full:
-        # A bump column that is ~0 everywhere (no release inside the history) cannot be fitted.
-        probe = _design(days, t0, releases, max(TAUS))[:, -1]
-        if probe.max() > 0.05:
-            candidates = list(TAUS)
-    best: tuple[float, float | None, np.ndarray, np.ndarray] | None = None
-    for tau in candidates:
-        x = _design(days, t0, releases, tau, trend=full)
-        beta, *_ = np.linalg.lstsq(x, log_y, rcond=None)
-        sse = float(np.sum((log_y - x @ beta) ** 2))
-        if best is None or sse < best[0]:
-            best = (sse, tau, beta, x)
-    assert best is not None
-    sse, tau, beta, x = best
-    dof = max(len(log_y) - np.linalg.matrix_rank(x), 1)
-    resid = log_y - x @ beta
-    # Lag-1 autocorrelation over pairs of consecutive days only (gaps break the chain).
-    pair = np.diff(days) == 1
-    rho = 0.0
-    if pair.sum() > 5 and np.std(resid[:-1][pair]) > 0 and np.std(resid[1:][pair]) > 0:
-        rho = float(np.corrcoef(resid[:-1][pair], resid[1:][pair])[0, 1])
-    return _Fit(
-        beta=beta,
-        xtx_inv=np.linalg.pinv(x.T @ x),
-        sigma=math.sqrt(sse / dof),
-        rho=min(max(rho, 0.0), 0.95),
-        tau=tau,
-        t0=t0,
-        releases=releases,
-        trend=full,
-    )
-
-
-def _simulate(fit: _Fit, days: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """Simulated bytes per day (draws x days) for consecutive `days`."""
-    beta = rng.multivariate_normal(
-        fit.beta, fit.sigma**2 * fit.xtx_inv, size=SIM_DRAWS, method="eigh"
-    )
-    mu = beta @ fit.design(days).T
-    z = rng.standard_normal((SIM_DRAWS, len(days)))
-    noise = np.empty_like(z)
-    noise[:, 0] = fit.sigma * z[:, 0]
-    step = fit.sigma * math.sqrt(1 - fit.rho**2)
-    for i in range(1, len(days)):  # AR(1): a high day tends to be followed by a high day
-        noise[:, i] = fit.rho * noise[:, i - 1] + step * z[:, i]
-    return np.exp(mu + noise)
-
-
 # --- Backtest ------------------------------------------------------------------------------------
 
 
@@ -248,17 +146,13 @@ class _Backtest:
     monthly_basis: str  # what the monthly error was measured on
 
 
-def _backtest(
-    days: np.ndarray, y: np.ndarray, releases: np.ndarray, holdout_days: int
-) -> _Backtest:
-    """Rolling-origin backtest: fit before each cut, forecast `holdout_days`, score the errors.
+_NO_BACKTEST = _Backtest(math.nan, math.nan, 0, "none")
 
-    Cuts: the last `holdout_days` of the history, and the last month starts that have a whole
-    observed month after them. Monthly error: calendar months lying wholly inside a held-out window
-    with every day observed; when there is none, the held-out windows' totals.
-    """
+
+def _cuts(days: np.ndarray, holdout_days: int) -> list[int]:
+    """Forecast origins: the last `holdout_days` of the history, and the last BACKTEST_CUTS month
+    starts that have a whole observed month after them and the full model's history before."""
     first, last = int(days.min()), int(days.max())
-    observed = set(days.tolist())
     cuts = {last + 1 - holdout_days}
     month_starts = []
     d = dt.date.fromordinal(first).replace(day=1)
@@ -268,41 +162,47 @@ def _backtest(
         if end <= last and d.toordinal() - first >= FULL_MODEL_DAYS:
             month_starts.append(d.toordinal())
     cuts.update(month_starts[-BACKTEST_CUTS:])
+    return sorted(cuts)
+
+
+def _backtest(
+    days: np.ndarray, y: np.ndarray, releases: np.ndarray, holdout_days: int
+) -> _Backtest:
+    """Rolling-origin backtest: fit (changes and outliers included) before each cut, forecast
+    `holdout_days`, score the errors.
+
+    Monthly error: calendar months lying wholly inside a held-out window with every day observed;
+    when there is none, the held-out windows' totals.
+    """
+    observed = set(days.tolist())
     daily_ape: list[np.ndarray] = []
     month_ape: list[float] = []
     window_ape: list[float] = []
-    n_cuts = 0
-    for cut in sorted(cuts):
+    for cut in _cuts(days, holdout_days):
         train = days < cut
         test = (days >= cut) & (days < cut + holdout_days)
         if train.sum() < MIN_DAYS or not test.any():
             continue
         span = int(days[train].max() - days[train].min() + 1)
-        fit = _fit(days[train], np.log(y[train]), releases, full=span >= FULL_MODEL_DAYS)
-        pred = fit.mean(days[test])
-        truth = y[test]
+        fit = model.fit(days[train], np.log(y[train]), releases, full=span >= FULL_MODEL_DAYS)
+        pred, truth = fit.mean(days[test]), y[test]
         daily_ape.append(np.abs(pred - truth) / truth)
         window_ape.append(abs(pred.sum() - truth.sum()) / truth.sum())
-        n_cuts += 1
         m = dt.date.fromordinal(cut).replace(day=1)
         while m.toordinal() < cut + holdout_days:
             lo, hi = m.toordinal(), _next_month(m).toordinal()
-            full_month = all(o in observed for o in range(lo, hi))
-            if lo >= cut and hi <= cut + holdout_days and full_month:
+            if lo >= cut and hi <= cut + holdout_days and observed.issuperset(range(lo, hi)):
                 sel = (days[test] >= lo) & (days[test] < hi)
                 month_ape.append(abs(pred[sel].sum() - truth[sel].sum()) / truth[sel].sum())
             m = _next_month(m)
-    if not n_cuts:
-        return _Backtest(math.nan, math.nan, 0, "none")
+    if not daily_ape:
+        return _NO_BACKTEST
+    mape_daily = float(np.concatenate(daily_ape).mean())
     if month_ape:
-        return _Backtest(
-            float(np.concatenate(daily_ape).mean()), float(np.mean(month_ape)), n_cuts,
-            f"{len(month_ape)} held-out calendar months",
-        )  # fmt: skip
-    return _Backtest(
-        float(np.concatenate(daily_ape).mean()), float(np.mean(window_ape)), n_cuts,
-        f"{n_cuts} held-out {holdout_days}-day totals (no whole month held out)",
-    )  # fmt: skip
+        basis = f"{len(month_ape)} held-out calendar months"
+        return _Backtest(mape_daily, float(np.mean(month_ape)), len(daily_ape), basis)
+    basis = f"{len(daily_ape)} held-out {holdout_days}-day totals (no whole month held out)"
+    return _Backtest(mape_daily, float(np.mean(window_ape)), len(daily_ape), basis)
 
 
 def _next_month(d: dt.date) -> dt.date:
@@ -329,6 +229,41 @@ def forecast(
     """
     if horizon_days < 1:
         raise ValueError(f"horizon_days must be at least 1, got {horizon_days}")
+    frame = _observed(daily_bytes, today)
+    days = np.array([d.toordinal() for d in frame["date"].to_list()])
+    y = frame["bytes"].to_numpy()
+    first, last = int(days[0]), int(days[-1])
+    today = today or dt.date.fromordinal(last + 1)
+    end = max(last + horizon_days, today.toordinal() - 1)
+    grid = np.arange(
+        dt.date.fromordinal(first).replace(day=1).toordinal(),
+        _next_month(dt.date.fromordinal(end)).toordinal(),
+    )
+    releases = np.array(
+        [d.toordinal() for d in release_dates(dt.date.fromordinal(int(grid[-1])))], dtype=float
+    )
+    span = last - first + 1
+    fit = model.fit(days, np.log(y), releases, full=span >= FULL_MODEL_DAYS)
+    # Held-out days: as asked, but leaving the training part five weeks (the full model) when the
+    # history allows it and a week to score; never under MIN_DAYS of training.
+    holdout = min(holdout_weeks * 7, span - max(MIN_DAYS, min(FULL_MODEL_DAYS, span - 7)))
+    bt = _backtest(days, y, releases, holdout) if holdout >= 7 else _NO_BACKTEST
+    daily = _daily_table(frame, fit, np.arange(last + 1, last + horizon_days + 1))
+    monthly = _monthly_table(fit, days, y, grid, budget_tb * TB, price_table)
+    return Forecast(
+        daily=daily,
+        monthly=monthly,
+        mtd=_month_to_date(monthly, days, y, today, budget_tb * TB),
+        backtest_mape_daily=bt.mape_daily,
+        backtest_mape_monthly=bt.mape_monthly,
+        method=_method(fit, bt, span, holdout),
+        changes=fit.changes,
+        outliers=fit.outliers,
+    )
+
+
+def _observed(daily_bytes: pl.DataFrame, today: dt.date | None) -> pl.DataFrame:
+    """One row per day with bytes (> 0) before `today`, sorted; at least MIN_DAYS of them."""
     missing_cols = {"date", "bytes"} - set(daily_bytes.columns)
     if missing_cols:
         raise ValueError(
@@ -347,68 +282,55 @@ def forecast(
         raise ValueError(
             f"need at least {MIN_DAYS} days with bytes to forecast egress, got {frame.height}"
         )
-    dates: list[dt.date] = frame["date"].to_list()
-    days = np.array([d.toordinal() for d in dates])
-    y = frame["bytes"].to_numpy()
-    first, last = int(days[0]), int(days[-1])
-    today = today or dt.date.fromordinal(last + 1)
-    end = max(last + horizon_days, today.toordinal() - 1)
-    grid_first = dt.date.fromordinal(first).replace(day=1).toordinal()
-    grid_last = _next_month(dt.date.fromordinal(end)).toordinal() - 1
-    releases = np.array(
-        [d.toordinal() for d in release_dates(dt.date.fromordinal(grid_last))], dtype=float
-    )
+    return frame
 
-    span = last - first + 1
-    full = span >= FULL_MODEL_DAYS
-    fit = _fit(days, np.log(y), releases, full)
-    # Held-out days: as asked, but leaving the training part five weeks (the full model) when the
-    # history allows it and a week to score; never under MIN_DAYS of training.
-    holdout = min(holdout_weeks * 7, span - max(MIN_DAYS, min(FULL_MODEL_DAYS, span - 7)))
-    bt = (
-        _backtest(days, y, releases, holdout)
-        if holdout >= 7
-        else _Backtest(math.nan, math.nan, 0, "none")
-    )
 
-    # Daily table: what was seen, then the forecast with its OLS prediction interval.
-    future = np.arange(last + 1, last + horizon_days + 1)
+_DAILY_SCHEMA = {
+    "date": pl.Date,
+    "kind": pl.String,
+    "bytes": pl.Float64,
+    "lower": pl.Float64,
+    "upper": pl.Float64,
+}
+
+
+def _daily_table(frame: pl.DataFrame, fit: model.Fit, future: np.ndarray) -> pl.DataFrame:
+    """What was seen, then the forecast with its prediction interval (log scale: noise plus
+    coefficient uncertainty, which widens as the trend is extrapolated)."""
     x = fit.design(future)
     mu = x @ fit.beta
-    se = fit.sigma * np.sqrt(1 + np.einsum("ij,jk,ik->i", x, fit.xtx_inv, x))
-    daily = pl.concat(
-        [
-            frame.with_columns(
-                kind=pl.lit("actual"), lower=pl.col("bytes"), upper=pl.col("bytes")
-            ).select("date", "kind", "bytes", "lower", "upper"),
-            pl.DataFrame(
-                {
-                    "date": [dt.date.fromordinal(int(o)) for o in future],
-                    "kind": "forecast",
-                    "bytes": np.exp(mu + fit.sigma**2 / 2),
-                    "lower": np.exp(mu - Z95 * se),
-                    "upper": np.exp(mu + Z95 * se),
-                },
-                schema={
-                    "date": pl.Date,
-                    "kind": pl.String,
-                    "bytes": pl.Float64,
-                    "lower": pl.Float64,
-                    "upper": pl.Float64,
-                },
-            ),  # fmt: skip
-        ]
+    se = np.sqrt(fit.sigma**2 + np.einsum("ij,jk,ik->i", x, fit.cov, x))
+    ahead = pl.DataFrame(
+        {
+            "date": [dt.date.fromordinal(int(o)) for o in future],
+            "kind": "forecast",
+            "bytes": np.exp(mu + fit.sigma**2 / 2),
+            "lower": np.exp(mu - Z95 * se),
+            "upper": np.exp(mu + Z95 * se),
+        },
+        schema=_DAILY_SCHEMA,
     )
+    seen = frame.with_columns(
+        kind=pl.lit("actual"), lower=pl.col("bytes"), upper=pl.col("bytes")
+    ).select(*_DAILY_SCHEMA)
+    return pl.concat([seen, ahead])
 
-    # Monthly table: whole calendar months, observed days as they are, the rest simulated.
-    grid = np.arange(grid_first, grid_last + 1)
+
+def _monthly_table(
+    fit: model.Fit,
+    days: np.ndarray,
+    y: np.ndarray,
+    grid: np.ndarray,
+    budget_bytes: float,
+    price_table: list[tuple[float, float]],
+) -> pl.DataFrame:
+    """Whole calendar months over `grid`: observed days as they are, the rest simulated."""
     seen = np.isin(grid, days)
-    sims = _simulate(fit, grid, np.random.default_rng(0))
+    sims = model.simulate(fit, grid, np.random.default_rng(0))
     sims[:, seen] = y[np.searchsorted(days, grid[seen])]
     expected = fit.mean(grid)
     expected[seen] = sims[0, seen]
     month_of = np.array([dt.date.fromordinal(int(o)).replace(day=1).toordinal() for o in grid])
-    budget_bytes = budget_tb * TB
     rows = []
     for m in np.unique(month_of):
         sel = month_of == m
@@ -429,19 +351,23 @@ def forecast(
                 "cost_eur": cost_eur(total / TB, price_table),
             }
         )
-    monthly = pl.DataFrame(
+    return pl.DataFrame(
         rows,
         schema={"month": pl.Date, "actual_bytes": pl.Float64, "forecast_bytes": pl.Float64,
                 "lower": pl.Float64, "upper": pl.Float64, "budget_bytes": pl.Float64,
                 "over_budget": pl.Boolean, "cost_eur": pl.Float64},
     )  # fmt: skip
 
-    # Month to date: the month of the last complete day before `today`.
+
+def _month_to_date(
+    monthly: pl.DataFrame, days: np.ndarray, y: np.ndarray, today: dt.date, budget_bytes: float
+) -> dict:
+    """The month of the last complete day before `today`: seen so far, projected, vs budget."""
     ref = today - dt.timedelta(days=1)
     month = ref.replace(day=1)
     row = monthly.filter(pl.col("month") == month).row(0, named=True)
     in_month = (days >= month.toordinal()) & (days <= ref.toordinal())
-    mtd = {
+    return {
         "month": month,
         "days_seen": int(in_month.sum()),
         "days_in_month": calendar.monthrange(month.year, month.month)[1],
@@ -455,27 +381,32 @@ def forecast(
         else math.inf,
     }
 
-    parts = ["log-linear least squares (numpy): trend", "weekday"]
-    if fit.tau is not None:
-        parts.append(f"release bump (tau {fit.tau:g} d)")
-    elif full:
-        parts.append("no release bump (no x.y.0 release inside the history)")
-    else:
+
+def _method(fit: model.Fit, bt: _Backtest, span: int, holdout: int) -> str:
+    """One line on what was fitted and how it was checked."""
+    if not fit.spec.trend:
         parts = [
-            "log-linear least squares (numpy): level + weekday only "
-            f"(history {span} d < {FULL_MODEL_DAYS} d: no trend, no release bump)"
+            "log-linear least squares: level + weekday only "
+            f"(history {span} d < {FULL_MODEL_DAYS} d: no trend, no changes, no release bump)"
         ]
-    method = (
+    else:
+        parts = ["log-linear least squares: trend", "weekday"]
+        if fit.tau is not None:
+            parts.append(f"release bump (tau {fit.tau:g} d)")
+        else:
+            parts.append("no release bump (no x.y.0 release inside the history)")
+        parts.append(f"{len(fit.changes)} change(s) found (ruptures + F test)")
+    return (
         " + ".join(parts)
-        + f"; {len(days)} days fitted, log sigma {fit.sigma:.3f}, AR(1) rho {fit.rho:.2f}"
-        + "; 95% intervals: OLS prediction (daily), 2000 simulated paths (monthly)"
+        + f"; {fit.days} days fitted, {len(fit.outliers)} outlier day(s) set aside, "
+        + f"log sigma {fit.sigma:.3f}, AR(1) rho {fit.rho:.2f}"
+        + "; 95% intervals: prediction (daily), 2000 simulated paths (monthly)"
         + (
             f"; backtest: {bt.cuts} rolling origins x {holdout} d, monthly on {bt.monthly_basis}"
             if bt.cuts
             else "; no backtest (history too short to hold out a week)"
         )
     )
-    return Forecast(daily, monthly, mtd, bt.mape_daily, bt.mape_monthly, method)
 
 
 # --- Report --------------------------------------------------------------------------------------
@@ -498,6 +429,8 @@ def format_report(f: Forecast) -> str:
         f"Model: {f.method}",
         f"Backtest MAPE: daily {_pct(f.backtest_mape_daily)}, "
         f"monthly {_pct(f.backtest_mape_monthly)}",
+        "Changes found: " + ("; ".join(c.describe() for c in f.changes) or "none"),
+        "Outlier days set aside: " + (", ".join(o.describe() for o in f.outliers) or "none"),
         "",
         f"Month to date {m['month']:%Y-%m}: {m['days_seen']}/{m['days_in_month']} days, "
         f"{_tb(m['actual_bytes'])} TB so far; projected {_tb(m['projected_bytes'])} TB "

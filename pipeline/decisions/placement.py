@@ -23,6 +23,11 @@ Exact vs approximate:
   set is then evaluated exactly on the full, un-gridded demand, so the reported latency, share and
   feasibility are true for that set; only the set's optimality is approximate. Measured: 500
   candidates x 5,000 points, k = 1..10, ~11 s (about 1 s per k).
+
+Cost (`within_budget`, `frontier`): the same MIP with a monthly cost row instead of a fixed k, for
+the best latency within a budget, and walked from the cheap end for the latency-versus-cost
+frontier (each point the cheapest set at least `min_gain_ms` faster than the one before). Sets
+there must have the capacity for the whole demand; exact and approximate as above.
 """
 
 from __future__ import annotations
@@ -288,6 +293,10 @@ def _feasible_k(inst: _Instance, k: int) -> bool:
 # --- HiGHS -----------------------------------------------------------------------------------
 
 
+class _Infeasible(RuntimeError):
+    """The model has no solution (a cost MIP asked for what no set can do)."""
+
+
 def _highs(
     cost: np.ndarray,
     col_lower: np.ndarray,
@@ -331,6 +340,8 @@ def _highs(
     timed_out = (
         status == highspy.HighsModelStatus.kTimeLimit and h.getInfo().primal_solution_status == 2
     )
+    if status == highspy.HighsModelStatus.kInfeasible:
+        raise _Infeasible(h.modelStatusToString(status))
     if status != highspy.HighsModelStatus.kOptimal and not timed_out:
         raise RuntimeError(f"HiGHS did not find an optimum: {h.modelStatusToString(status)}")
     return np.asarray(h.getSolution().col_value)
@@ -424,6 +435,45 @@ class _Model:
         )
 
 
+def _facility_model(
+    lat_ms: np.ndarray,
+    share: np.ndarray,
+    demand_tb: float,
+    cap: np.ndarray,
+    fixed: np.ndarray,
+    capacitated: bool,
+    site_cost: np.ndarray | None = None,
+) -> tuple[_Model, int, int]:
+    """The k-median rows every variant shares; returns (model, first x column, first y column).
+
+    The objective is the bytes-weighted mean RTT, or, with `site_cost`, the sets' monthly cost.
+    """
+    n, m = lat_ms.shape
+    q = share * demand_tb
+    pi, pj = np.divmod(np.arange(n * m), m)
+    npair = len(pi)
+    mod = _Model()
+    # x[p]: share of point pi[p] served by site pj[p]; objective = bytes-weighted mean RTT
+    x_cost = np.zeros(npair) if site_cost is not None else share[pi] * lat_ms[pi, pj]
+    x0 = mod.add_cols(x_cost, 0.0, 1.0)
+    y0 = mod.add_cols(np.zeros(m) if site_cost is None else site_cost, 0.0, 1.0, integer=True)
+    mod.lower[-1][fixed] = 1.0
+    r_assign = mod.add_rows(1.0, 1.0, n)  # every point fully served
+    mod.coef(r_assign + pi, x0 + np.arange(npair), 1.0)
+    r_link = mod.add_rows(-np.inf, 0.0, npair)  # x_ij <= y_j: the strong (tight) linking
+    mod.coef(r_link + np.arange(npair), x0 + np.arange(npair), 1.0)
+    mod.coef(r_link + np.arange(npair), y0 + pj, -1.0)
+    r_cap = mod.add_rows(-np.inf, 0.0 if capacitated else np.inf, m)  # load <= capacity if open
+    mod.coef(r_cap + pj, x0 + np.arange(npair), q[pi])
+    mod.coef(r_cap + np.arange(m), y0 + np.arange(m), -cap * (1 + _CAP_TOL))
+    if capacitated:
+        # Open capacity covers the demand: implied by the rows above, but stating it tightens the
+        # LP relaxation (the classic facility-location cut), which shortens the search.
+        r_total = mod.add_rows(demand_tb * (1 - _CAP_TOL), np.inf, 1)
+        mod.coef(np.full(m, r_total), y0 + np.arange(m), cap)
+    return mod, x0, y0
+
+
 def _solve_mip(
     lat_ms: np.ndarray,
     share: np.ndarray,
@@ -439,30 +489,10 @@ def _solve_mip(
 
     Optimal when rel_gap is 0 and no time limit is hit; otherwise HiGHS's best set so far.
     """
-    n, m = lat_ms.shape
-    q = share * demand_tb
-    pi, pj = np.divmod(np.arange(n * m), m)
-    npair = len(pi)
-    mod = _Model()
-    # x[p]: share of point pi[p] served by site pj[p]; objective = bytes-weighted mean RTT
-    x0 = mod.add_cols(share[pi] * lat_ms[pi, pj], 0.0, 1.0)
-    y0 = mod.add_cols(np.zeros(m), 0.0, 1.0, integer=True)
-    mod.lower[-1][fixed] = 1.0
-    r_assign = mod.add_rows(1.0, 1.0, n)  # every point fully served
-    mod.coef(r_assign + pi, x0 + np.arange(npair), 1.0)
-    r_link = mod.add_rows(-np.inf, 0.0, npair)  # x_ij <= y_j: the strong (tight) linking
-    mod.coef(r_link + np.arange(npair), x0 + np.arange(npair), 1.0)
-    mod.coef(r_link + np.arange(npair), y0 + pj, -1.0)
+    m = lat_ms.shape[1]
+    mod, _, y0 = _facility_model(lat_ms, share, demand_tb, cap, fixed, capacitated)
     r_card = mod.add_rows(float(k), float(k), 1)  # exactly k sites
     mod.coef(np.full(m, r_card), y0 + np.arange(m), 1.0)
-    r_cap = mod.add_rows(-np.inf, 0.0 if capacitated else np.inf, m)  # load <= capacity if open
-    mod.coef(r_cap + pj, x0 + np.arange(npair), q[pi])
-    mod.coef(r_cap + np.arange(m), y0 + np.arange(m), -cap * (1 + _CAP_TOL))
-    if capacitated:
-        # Open capacity covers the demand: implied by the rows above, but stating it tightens the
-        # LP relaxation (the classic facility-location cut), which shortens the search.
-        r_total = mod.add_rows(demand_tb * (1 - _CAP_TOL), np.inf, 1)
-        mod.coef(np.full(m, r_total), y0 + np.arange(m), cap)
     x = mod.solve(rel_gap, time_limit)
     return np.flatnonzero(x[y0 : y0 + m] > 0.5)
 
@@ -614,3 +644,225 @@ def brute_force(
         assert best is not None
         sets.append((k, best[1], feasible))
     return _steps(inst, sets)
+
+
+# --- Cost: the best latency for the money ------------------------------------------------------
+
+COST_RESOLUTION_EUR = 0.01  # monthly costs closer than a cent are the same cost
+FRONTIER_MIN_GAIN_MS = 0.5  # each frontier step must buy at least this much mean RTT
+FRONTIER_MAX_POINTS = 40  # a longer frontier is cut at its expensive end
+SHORTLIST_CHEAPEST = 10  # at scale, the cheapest sites are offered too (the frontier's cheap end)
+_SITE_TIEBREAK_MS = 1e-7  # per open site: among equal latencies, the fewest sites
+_LAT_TOL = 1e-9  # slack on a latency row (solver tolerance)
+_LAT_STEP = 1e-6  # relative: latencies closer than this are the same latency
+
+
+@dataclass(frozen=True)
+class Choice:
+    """A site set on the latency-versus-cost frontier (or the best one within a budget).
+
+    `change` names the sites added (+) and dropped (-) against the next cheaper point of the
+    frontier; `gain_ms` is what that step buys and `eur_per_ms` its price per ms (0 and NaN for
+    the cheapest point).
+    """
+
+    sites: tuple[str, ...]
+    cost_month: float
+    mean_latency_ms: float
+    share_within_50ms: float
+    change: str = ""
+    gain_ms: float = 0.0
+    eur_per_ms: float = math.nan
+
+
+@dataclass(frozen=True)
+class _Reduced:
+    """The instance the cost MIPs see: all of it when exact, else gridded and shortlisted."""
+
+    lat_ms: np.ndarray
+    share: np.ndarray
+    keep: np.ndarray  # candidate indices offered (into the instance's sites)
+    fixed: np.ndarray  # indices into keep
+    rel_gap: float
+    time_limit: float
+
+
+def _reduce(inst: _Instance, sites: list[Site], k: int) -> _Reduced:
+    n, m = inst.lat_ms.shape
+    if n * m <= EXACT_MAX_PAIRS:
+        return _Reduced(inst.lat_ms, inst.share, np.arange(m), inst.fixed, 0.0, math.inf)
+    clat, clon, w = _grid(inst)
+    site_lat, site_lon = np.array([s.lat for s in sites]), np.array([s.lon for s in sites])
+    d = latency_matrix_ms(clat, clon, site_lat, site_lon)
+    keep = np.union1d(
+        _shortlist(d, w, inst.cap, inst.fixed, k),
+        np.argsort(inst.cost, kind="stable")[:SHORTLIST_CHEAPEST],
+    ).astype(np.int64)
+    fixed = np.searchsorted(keep, inst.fixed)
+    return _Reduced(d[:, keep], w, keep, fixed, SCALE_REL_GAP, SCALE_TIME_LIMIT_S)
+
+
+def _cost_mip(
+    inst: _Instance,
+    red: _Reduced,
+    k_max: int,
+    minimise: str,
+    max_cost: float = math.inf,
+    max_latency: float = math.inf,
+) -> tuple[np.ndarray, float] | None:
+    """(site indices, mean RTT of the model's assignment) minimising "latency" or "cost" (each
+    with the fewest sites among ties) within `max_cost` and `max_latency`, with capacity for the
+    demand; None when no set qualifies. The RTT is the set's own (the optimal assignment) only
+    when minimising latency, and on the reduced demand at scale."""
+    cost, cap = inst.cost[red.keep], inst.cap[red.keep]
+    n, m = red.lat_ms.shape
+    per_site = cost + COST_RESOLUTION_EUR / (m + 1) if minimise == "cost" else None
+    mod, x0, y0 = _facility_model(
+        red.lat_ms, red.share, inst.demand_tb, cap, red.fixed, True, per_site
+    )
+    if minimise == "latency":
+        mod.cost[1] = np.full(m, _SITE_TIEBREAK_MS)
+    ys = y0 + np.arange(m)
+    if math.isfinite(max_cost):
+        mod.coef(np.full(m, mod.add_rows(-np.inf, max_cost, 1)), ys, cost)
+    mod.coef(np.full(m, mod.add_rows(1.0, float(k_max), 1)), ys, 1.0)
+    if math.isfinite(max_latency):
+        pi, pj = np.divmod(np.arange(n * m), m)
+        row = mod.add_rows(-np.inf, max_latency + _LAT_TOL * (1 + max_latency), 1)
+        mod.coef(np.full(n * m, row), x0 + np.arange(n * m), red.share[pi] * red.lat_ms[pi, pj])
+    try:
+        x = mod.solve(red.rel_gap, red.time_limit)
+    except _Infeasible:
+        return None
+    rtt = float(x[x0 : x0 + n * m] @ (red.share[:, None] * red.lat_ms).ravel())
+    return red.keep[np.flatnonzero(x[y0 : y0 + m] > 0.5)], rtt
+
+
+def _choice(inst: _Instance, chosen: np.ndarray) -> Choice:
+    chosen = np.sort(chosen)
+    mean_ms, within = _assign(inst, chosen, capacitated=True)
+    return Choice(
+        sites=tuple(inst.names[j] for j in chosen),
+        cost_month=float(inst.cost[chosen].sum()),
+        mean_latency_ms=mean_ms,
+        share_within_50ms=within,
+    )
+
+
+def within_budget(
+    demand: pl.DataFrame,
+    sites: list[Site],
+    budget_eur: float,
+    k_max: int | None = None,
+    tb_per_month_scale: float = 1.0,
+    fixed: Sequence[str] = (),
+) -> Choice:
+    """The site set with the lowest mean latency whose monthly cost is at most `budget_eur`
+    (at most `k_max` sites; capacity for the whole demand), the cheapest among equal latencies.
+
+    Two MIPs: the best latency within the budget, then the cheapest set at that latency. Exact
+    (solved to a proven optimum) up to EXACT_MAX_PAIRS; gridded and shortlisted above, like
+    `place`. Raises ValueError when no set within the budget has the capacity.
+    """
+    if not budget_eur >= 0:
+        raise ValueError(f"budget must be a non-negative amount of EUR, got {budget_eur}")
+    inst = _instance(demand, sites, tb_per_month_scale, fixed)
+    k = len(sites) if k_max is None else k_max
+    red = _reduce(inst, sites, k)
+    best = _cost_mip(inst, red, k, "latency", max_cost=budget_eur)
+    if best is None:
+        raise ValueError(
+            f"no set of {'sites' if k_max is None else f'at most {k_max} sites'} within "
+            f"{budget_eur:,.0f} EUR/month has the capacity for the demand "
+            f"({inst.demand_tb:,.1f} TB/month)"
+        )
+    cheaper = _cost_mip(inst, red, k, "cost", max_cost=budget_eur, max_latency=best[1])
+    return _choice(inst, (best if cheaper is None else cheaper)[0])
+
+
+def frontier(
+    demand: pl.DataFrame,
+    sites: list[Site],
+    k_max: int | None = None,
+    tb_per_month_scale: float = 1.0,
+    fixed: Sequence[str] = (),
+    min_gain_ms: float = FRONTIER_MIN_GAIN_MS,
+    max_points: int = FRONTIER_MAX_POINTS,
+) -> list[Choice]:
+    """The latency-versus-cost frontier, cheapest first: site sets no other set beats on both
+    monthly cost and mean latency, each with what it buys over the one before.
+
+    Walked from the cheap end: the cheapest set with the capacity (the best latency at that
+    cost), then the cheapest set at least `min_gain_ms` faster, and so on (two MIPs a point).
+    With `min_gain_ms` 0 every frontier point is listed; the default skips steps that buy
+    less than half a millisecond (swapping one donated mirror for another, mostly). Exact up to
+    EXACT_MAX_PAIRS, like `within_budget`; at most `max_points` (the expensive end is cut).
+    """
+    inst = _instance(demand, sites, tb_per_month_scale, fixed)
+    k = len(sites) if k_max is None else k_max
+    red = _reduce(inst, sites, k)
+    points: list[Choice] = []
+    bound = math.inf
+    while len(points) < max_points:
+        cheapest = _cost_mip(inst, red, k, "cost", max_latency=bound)
+        if cheapest is None:
+            break
+        cost = float(inst.cost[cheapest[0]].sum())
+        best = _cost_mip(inst, red, k, "latency", max_cost=cost + COST_RESOLUTION_EUR / 2)
+        assert best is not None  # the cheapest set itself qualifies
+        points.append(_choice(inst, best[0]))
+        bound = best[1] - max(min_gain_ms, _LAT_STEP * (1 + best[1]))
+    return _marginals(points)
+
+
+def _marginals(points: list[Choice]) -> list[Choice]:
+    """Fills change, gain_ms and eur_per_ms against the next cheaper point (cheapest first)."""
+    out = points[:1]
+    for prev, p in itertools.pairwise(points):
+        added = [f"+{s}" for s in p.sites if s not in prev.sites]
+        dropped = [f"-{s}" for s in prev.sites if s not in p.sites]
+        gain = prev.mean_latency_ms - p.mean_latency_ms
+        out.append(
+            Choice(
+                p.sites, p.cost_month, p.mean_latency_ms, p.share_within_50ms,
+                change=" ".join(added + dropped),
+                gain_ms=gain,
+                eur_per_ms=(p.cost_month - prev.cost_month) / gain if gain > 0 else math.inf,
+            )
+        )  # fmt: skip
+    return out
+
+
+def brute_force_frontier(
+    demand: pl.DataFrame,
+    sites: list[Site],
+    k_max: int | None = None,
+    tb_per_month_scale: float = 1.0,
+    fixed: Sequence[str] = (),
+    min_gain_ms: float = FRONTIER_MIN_GAIN_MS,
+) -> list[Choice]:
+    """`frontier` by evaluating every set (small instances only: the tests' reference)."""
+    inst = _instance(demand, sites, tb_per_month_scale, fixed)
+    if len(sites) > 12:
+        raise ValueError(f"brute force over {len(sites)} candidates would take too long")
+    free = [j for j in range(len(sites)) if j not in set(inst.fixed.tolist())]
+    k = len(sites) if k_max is None else k_max
+    evaluated = []
+    for size in range(max(0, 1 - len(inst.fixed)), k - len(inst.fixed) + 1):
+        for combo in itertools.combinations(free, size):
+            chosen = np.sort(np.concatenate([inst.fixed, np.array(combo, dtype=np.int64)]))
+            if inst.cap[chosen].sum() >= inst.demand_tb * (1 - _CAP_TOL):
+                evaluated.append(_choice(inst, chosen))
+    evaluated.sort(key=lambda c: (c.cost_month, c.mean_latency_ms, len(c.sites)))
+    points: list[Choice] = []
+    for c in evaluated:
+        if points:
+            bound = points[-1].mean_latency_ms - max(
+                min_gain_ms, _LAT_STEP * (1 + points[-1].mean_latency_ms)
+            )
+            if c.mean_latency_ms > bound + _LAT_TOL * (1 + bound):
+                continue
+        # the best latency at this cost: the cheapest set is first, ties of cost come after
+        same = [e for e in evaluated if abs(e.cost_month - c.cost_month) < COST_RESOLUTION_EUR / 2]
+        points.append(min(same, key=lambda e: (e.mean_latency_ms, len(e.sites))))
+    return _marginals(points)

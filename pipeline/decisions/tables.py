@@ -7,8 +7,10 @@ Dagster assets.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
-from dataclasses import dataclass
+import math
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import polars as pl
@@ -26,6 +28,32 @@ class PlacementResult:
     demand_kind: str  # client | origin
     demand_points: int
     steps: list[placement.Step]
+    frontier: list[placement.Choice] = field(default_factory=list)
+    budget_eur: float | None = None
+    best_within_budget: placement.Choice | None = None
+    site_cost: dict[str, float] = field(default_factory=dict)  # EUR/month per candidate
+
+    def frontier_frame(self) -> pl.DataFrame:
+        """The latency-versus-cost frontier, cheapest first: `sites` lists every site of the set,
+        `paid_sites` those that cost money (donated mirrors make most sets long)."""
+        return pl.DataFrame(
+            [
+                {
+                    "cost_month_eur": round(p.cost_month),
+                    "mean_latency_ms": round(p.mean_latency_ms, 1),
+                    "share_within_50ms": round(p.share_within_50ms, 3),
+                    "n_sites": len(p.sites),
+                    "paid_sites": ", ".join(s for s in p.sites if self.site_cost.get(s, 1) > 0),
+                    "change": p.change,
+                    "gain_ms": round(p.gain_ms, 2),
+                    "eur_per_ms": None if math.isnan(p.eur_per_ms) else round(p.eur_per_ms),
+                    "within_budget": self.budget_eur is None or p.cost_month <= self.budget_eur,
+                    "sites": ", ".join(p.sites),
+                }
+                for p in self.frontier
+            ],
+            schema_overrides={"eur_per_ms": pl.Float64},
+        )
 
     def frame(self) -> pl.DataFrame:
         return pl.DataFrame(
@@ -61,8 +89,12 @@ def placement_report(
     demand_kind: str = "client",
     k_max: int = 5,
     sites_path: Path | None = None,
+    budget_eur: float | None = None,
+    frontier: bool = False,
 ) -> PlacementResult:
-    """Best site sets for k = 1..k_max on the demand of [start, end] (default: the last 28 days)."""
+    """Best site sets for k = 1..k_max on the demand of [start, end] (default: the last 28 days);
+    with `frontier`, the latency-versus-cost frontier; with `budget_eur`, the best set within
+    that monthly cost too (and the frontier)."""
     lo, hi = data_range(wh_root)
     end = end or hi
     start = start or max(lo, end - dt.timedelta(days=27))
@@ -75,13 +107,20 @@ def placement_report(
     if demand.is_empty():
         raise ValueError(f"no {demand_kind} demand with a location between {start} and {end}")
     days = (end - start).days + 1
-    steps = placement.place(
-        demand.select("latitude", "longitude", "bytes"),
-        placement.load_sites(sites_path),
-        k_max,
-        tb_per_month_scale=DAYS_PER_MONTH / days,
-    )
-    return PlacementResult(start, end, demand_kind, demand.height, steps)
+    points = demand.select("latitude", "longitude", "bytes")
+    sites = placement.load_sites(sites_path)
+    scale = DAYS_PER_MONTH / days
+    steps = placement.place(points, sites, k_max, tb_per_month_scale=scale)
+    result = PlacementResult(
+        start, end, demand_kind, demand.height, steps, budget_eur=budget_eur,
+        site_cost={s.name: s.cost_month for s in sites},
+    )  # fmt: skip
+    if frontier or budget_eur is not None:
+        result.frontier.extend(placement.frontier(points, sites, tb_per_month_scale=scale))
+    if budget_eur is None:
+        return result
+    best = placement.within_budget(points, sites, budget_eur, tb_per_month_scale=scale)
+    return dataclasses.replace(result, best_within_budget=best)
 
 
 MIN_FORECAST_DAYS = 14

@@ -105,6 +105,33 @@ def _line(days: list[dt.date], series: dict[str, list[float]], title: str, ylabe
     return _png(fig)
 
 
+def _frontier_chart(frontier: pl.DataFrame) -> bytes:
+    """Mean RTT against monthly cost: the frontier's steps, each labelled with what it adds."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6.0, 2.8))
+    cost, rtt = frontier["cost_month_eur"].to_list(), frontier["mean_latency_ms"].to_list()
+    ax.step(cost, rtt, where="post", color="#1c7ed6")
+    ax.plot(cost, rtt, "o", color="#1c7ed6")
+    before: list[str] = []
+    for row in frontier.iter_rows(named=True):
+        paid = [p for p in str(row["paid_sites"]).split(", ") if p]
+        added = [p for p in paid if p not in before]
+        ax.annotate("+" + ", ".join(added) if added else "", (row["cost_month_eur"], row["mean_latency_ms"]),
+                    textcoords="offset points", xytext=(4, 4), fontsize=7)  # fmt: skip
+        before = paid
+    ax.set_title(
+        "Mean RTT for the money: the latency-versus-cost frontier", fontsize=11, loc="left"
+    )
+    ax.set_xlabel("site cost, EUR per month")
+    ax.set_ylabel("mean RTT, ms")
+    ax.spines[["top", "right"]].set_visible(False)
+    return _png(fig)
+
+
 def build(
     wh_root: Path,
     week: str,
@@ -135,11 +162,13 @@ def build(
     )
     try:
         placement = decisions.placement_report(
-            wh_root, end - dt.timedelta(days=27), end, "client", 3
+            wh_root, end - dt.timedelta(days=27), end, "client", 3, frontier=True
         )
         placement_rows = placement.frame()
+        frontier = placement.frontier_frame()
     except ValueError as e:  # no located demand (no GeoIP database): say so, keep the report
         placement_rows = pl.DataFrame({"note": [str(e)]})
+        frontier = pl.DataFrame()
 
     continents = (
         countries.group_by(pl.col("continent").fill_null("unknown"))
@@ -187,6 +216,8 @@ def build(
             "TB",
         ),
     }
+    if frontier.height:
+        images["frontier"] = _frontier_chart(frontier)
     mtd = budget.edge.mtd if budget.edge is not None else None
     numbers: dict[str, object] = {
         "requests": head["requests"],
@@ -218,6 +249,7 @@ def build(
         "budget_tb": budget_tb,
         "monthly": budget.edge.monthly.tail(8).to_dicts() if budget.edge is not None else [],
         "placement": placement_rows.to_dicts(),
+        "frontier": frontier.to_dicts(),
         "quality": quality,
         "checks": checks,
         "attribution": ATTRIBUTION,
@@ -231,6 +263,8 @@ def build(
         f"{week}-pops.csv": pops.write_csv().encode(),
         f"{week}-heavy-hitters.csv": hitters.write_csv().encode(),
     }
+    if frontier.height:
+        attachments[f"{week}-placement-frontier.csv"] = frontier.write_csv().encode()
     subject = (
         f"dl-cdn weekly traffic {week}: {head['requests']:,} requests, "
         f"{_human_bytes(head['bytes'] or 0)} ({numbers['bytes_change']})"

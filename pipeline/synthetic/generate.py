@@ -497,8 +497,13 @@ def generate(
     seed: int = 0,
     gzip: bool = False,
     progress: Callable[[int], None] | None = None,
+    volume: Callable[[dt.date], float] | None = None,
 ) -> list[Path]:
-    """Writes one synthetic log file per day into out_dir and returns their paths."""
+    """Writes one synthetic log file per day into out_dir and returns their paths.
+
+    `volume(day)` multiplies the day's line count (default 1): a chosen curve on top of the usual
+    cycle, trend and release bump, for forecast scenarios with a known truth (a step, an outage).
+    """
     if fmt not in FORMATS:
         raise ValueError(f"unknown format {fmt!r}: expected one of {', '.join(FORMATS)}")
     if days < 1 or lines_per_day < 1:
@@ -517,6 +522,8 @@ def generate(
         path = out_dir / name
         with _open_out(path, gzip) as fh:
             n = daily_lines(world, lines_per_day, day, seed)
+            if volume is not None:
+                n = max(1, round(n * volume(day)))
             for chunk in _day_chunks(world, vocab, day, n, fmt, seed):
                 for part in chunk.parts:
                     fh.write(part)
