@@ -34,7 +34,11 @@ def key_file() -> Path:
 
 def load_ip_key(env: Mapping[str, str] | None = None, announce: bool = True) -> bytes:
     """The hash key: `DLCDN_IP_KEY`, else a key generated once into the user's config dir."""
-    value = (os.environ if env is None else env).get(KEY_ENV)
+    return ip_key((os.environ if env is None else env).get(KEY_ENV), announce)
+
+
+def ip_key(value: str | None, announce: bool = True) -> bytes:
+    """The hash key from a `DLCDN_IP_KEY` value; None: the key file (generated the first time)."""
     if value is not None:
         if len(value) < MIN_KEY_CHARS:
             raise SettingError(f"{KEY_ENV} is too short: use at least {MIN_KEY_CHARS} characters")

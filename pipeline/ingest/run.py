@@ -20,8 +20,7 @@ from typing import cast
 
 import polars as pl
 
-from pipeline.geo import privacy
-from pipeline.ingest import parse
+from pipeline.ingest import enrich, parse
 from pipeline.ingest.formats import FASTLY, FastlyFormat, LogFormat, detect_format, resolve_format
 from pipeline.ingest.reader import (
     Batch,
@@ -172,7 +171,7 @@ def ingest_file(
         file_id=file_id,
         source=source or default_source(fmt),
         fmt=fmt,
-        ip_key=ip_key if ip_key is not None else privacy.load_ip_key(settings.env or None),
+        ip_key=ip_key if ip_key is not None else enrich.ip_key(settings),
         geo=geo,
         keep_raw_ip=settings.keep_raw_ip,
     )

@@ -13,7 +13,7 @@ it there) and never sent twice for the same week (the sent record is checked und
 
 Settings: DLCDN_SMTP_HOST (unset: write the outbox and stop), DLCDN_SMTP_PORT (default 25, 587 or
 465 by DLCDN_SMTP_TLS = none, starttls or ssl), DLCDN_SMTP_USER (login only when set),
-DLCDN_SMTP_PASSWORD (environment only; read from `settings.env` when logging in, never written,
+DLCDN_SMTP_PASSWORD (environment only; a secret type in `Settings`, read when logging in, never written,
 logged or put in an error), DLCDN_REPORT_FROM, DLCDN_REPORT_TO.
 """
 
@@ -154,7 +154,7 @@ def _password(settings: Settings) -> str | None:
             "DLCDN_SMTP_USER is set but DLCDN_SMTP_TLS=none would send the password in clear: "
             "use starttls or ssl"
         )
-    password = settings.env.get(PASSWORD_ENV)
+    password = settings.smtp_password.get_secret_value() if settings.smtp_password else None
     if not password:
         raise MailError(
             f"DLCDN_SMTP_USER={settings.smtp_user} is set but {PASSWORD_ENV} is not "
