@@ -10,8 +10,9 @@ from assets.partitions import weekly
 from assets.resources import DlcdnResource
 from assets.traffic import weekly_traffic
 from pipeline.decisions import tables as decisions
+from pipeline.files import atomic_write_parquet
 from pipeline.warehouse import queries
-from pipeline.warehouse.store import Warehouse, atomic_write_parquet
+from pipeline.warehouse.store import Warehouse
 
 
 def _write_decision(wh: Warehouse, week: str, name: str, frame: pl.DataFrame) -> Path:

