@@ -15,14 +15,14 @@ import dagster as dg
 
 from assets.definitions import defs
 from assets.resources import DlcdnResource
+from pipeline import dates
 from pipeline.synthetic.generate import generate
 from pipeline.warehouse import queries
 
 
 def demo_week(today: dt.date | None = None) -> dt.date:
     """Monday of the last complete ISO week."""
-    today = today or dt.datetime.now(dt.UTC).date()
-    return today - dt.timedelta(days=today.weekday() + 7)
+    return dates.week_start(today or dates.today_utc()) - dt.timedelta(days=7)
 
 
 def _instance() -> dg.DagsterInstance:
@@ -142,7 +142,7 @@ def run_demo(
     )
     echo(f"data docs:  {wh_root / 'data_docs' / 'index.html'}  (Great Expectations results)")
     echo(f"decisions:  {wh_root / 'decisions'}  (also: dlcdn placement, dlcdn budget)")
-    iso = f"{week.isocalendar().year}-W{week.isocalendar().week:02d}"
+    iso = dates.iso_week(week)
     echo(f"report:     {wh_root / 'reports' / iso / 'report.html'}")
     outbox = (
         "sent"

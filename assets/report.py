@@ -12,15 +12,14 @@ from assets.decisions import egress_budget, mirror_placement
 from assets.partitions import weekly
 from assets.resources import DlcdnResource
 from assets.traffic import weekly_traffic
+from pipeline.dates import iso_week, iso_week_start
 from pipeline.report import build as report_mod
 from pipeline.report import mail
-from pipeline.warehouse.aggregates import iso_week_start
 
 
 def _iso_week(partition_key: str) -> str:
     """The weekly partition key (its Monday) as an ISO week name: 2026-11-16 -> 2026-W47."""
-    year, week, _ = dt.date.fromisoformat(partition_key).isocalendar()
-    return f"{year}-W{week:02d}"
+    return iso_week(dt.date.fromisoformat(partition_key))
 
 
 def _outbox_message(outbox: Path, week: str) -> EmailMessage:

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import dagster as dg
 
-from pipeline.ingest import enrich as enrich_setup
+from pipeline.ingest import enrich
 from pipeline.ingest.landing import Landing
 from pipeline.settings import Settings, load
 from pipeline.warehouse.store import Warehouse
@@ -31,4 +31,4 @@ class DlcdnResource(dg.ConfigurableResource):
 
     def enrichment(self):  # type: ignore[no-untyped-def]
         """(GeoIP or None, client-hash key) per settings; close the GeoIP when done."""
-        return enrich_setup.open_enrichment(self.settings())
+        return enrich.open_enrichment(self.settings())

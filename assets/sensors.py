@@ -12,6 +12,7 @@ import dagster as dg
 from assets.jobs import daily_job, ingest_job, weekly_job
 from assets.partitions import landing_files
 from assets.resources import DlcdnResource
+from pipeline import dates
 
 CHECK = dg.AssetCheckKey(dg.AssetKey("requests"), "requests_quality")
 
@@ -91,12 +92,12 @@ def landing_sensor(context: dg.SensorEvaluationContext, dlcdn: DlcdnResource) ->
         fresh = fresh.filter(~fresh["file_id"].is_in(list(held)))
     if not fresh.is_empty():
         newest = fresh["ingested_at"].max()
-        today = dt.datetime.now(dt.UTC).date()
-        this_week = today - dt.timedelta(days=today.weekday())
+        today = dates.today_utc()
+        this_week = dates.week_start(today)
         # Days that have ended (today's partition exists tomorrow, when the daily schedule builds
         # it) and ISO weeks that have ended (the Monday schedule builds the last one).
         days = sorted({d for ds in fresh["dates"].to_list() for d in ds if d < today})
-        weeks = sorted({d - dt.timedelta(days=d.weekday()) for d in days if d < this_week})
+        weeks = sorted({dates.week_start(d) for d in days if d < this_week})
         tag = newest.isoformat()  # type: ignore[union-attr]
         run_requests += [
             dg.RunRequest(

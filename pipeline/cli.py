@@ -6,12 +6,16 @@ import datetime as dt
 import json
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from pipeline import settings as settings_mod
 from pipeline.geo.privacy import SettingError
 from pipeline.ingest.reader import InputError
+
+if TYPE_CHECKING:
+    from pipeline.ingest.run import IngestResult
 
 
 class DlcdnGroup(click.Group):
@@ -150,7 +154,7 @@ def ingest(
 
     Prints per-file accounting: lines = blank + parsed + rejected, always.
     """
-    from pipeline.ingest import enrich as enrich_setup
+    from pipeline.ingest import enrich
     from pipeline.ingest.formats import resolve_format
     from pipeline.ingest.run import expand_paths, ingest_file
     from pipeline.warehouse.store import Warehouse
@@ -159,7 +163,7 @@ def ingest(
     resolve_format(fmt, s.fastly_keys)  # a bad --format fails before any work
     files = list(expand_paths(paths))
     wh = Warehouse(s.warehouse)
-    geo, key = enrich_setup.open_enrichment(s)
+    geo, key = enrich.open_enrichment(s)
     failed = 0
     try:
         with _progress() as bar:
@@ -167,7 +171,7 @@ def ingest(
                 size = f.stat().st_size
                 task = bar.add_task(f.name[:40], total=None)
                 try:
-                    report = ingest_file(
+                    result = ingest_file(
                         f,
                         wh,
                         s,
@@ -184,7 +188,7 @@ def ingest(
                     failed += 1
                     continue
                 bar.remove_task(task)
-                _print_report(report, as_json, size)
+                _print_result(result, as_json, size)
     finally:
         if geo is not None:
             geo.close()
@@ -200,7 +204,7 @@ def _task_progress(bar, task, name: str):  # type: ignore[no-untyped-def]
     return update
 
 
-def _print_report(r, as_json: bool, size: int) -> None:  # type: ignore[no-untyped-def]
+def _print_result(r: IngestResult, as_json: bool, size: int) -> None:
     if as_json:
         d = {k: v for k, v in vars(r).items()}
         click.echo(json.dumps(d, default=str))
@@ -270,8 +274,8 @@ def geoip(addresses: tuple[str, ...]) -> None:
     Databases come from DLCDN_GEOIP_CITY / DLCDN_GEOIP_COUNTRY / DLCDN_GEOIP_ASN, or the embedded
     DB-IP City Lite default.
     """
+    from pipeline.geo.addresses import normalise_ip
     from pipeline.geo.geoip import GeoIP
-    from pipeline.geo.privacy import normalise_ip
     from pipeline.warehouse import queries
 
     bad = [a for a in addresses if normalise_ip(a) is None]

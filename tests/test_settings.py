@@ -70,7 +70,7 @@ def test_environment_values_are_typed() -> None:
 def test_environment_wins_over_the_file_which_wins_over_defaults(tmp_path: Path) -> None:
     (tmp_path / "dlcdn.toml").write_text(
         'warehouse = "from-file"\nlanding = "landing-from-file"\nreport_to = ["x@example.org"]\n'
-        "egress_budget_tb = 500\n\n[fastly.keys]\npop = \"dc\"\nstatus = [\"code\", \"status\"]\n"
+        'egress_budget_tb = 500\n\n[fastly.keys]\npop = "dc"\nstatus = ["code", "status"]\n'
     )
     s = load({"DLCDN_WAREHOUSE": "from-env", "DLCDN_LANDING": ""})
     assert s.warehouse == Path("from-env")

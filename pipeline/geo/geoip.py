@@ -31,7 +31,6 @@ import argparse
 import csv
 import functools
 import importlib.resources
-import ipaddress
 import logging
 import os
 import shutil
@@ -50,6 +49,7 @@ import maxminddb
 import polars as pl
 
 from pipeline import files
+from pipeline.geo import addresses
 from pipeline.geo.privacy import SettingError
 from pipeline.schema import REQUESTS
 
@@ -79,19 +79,6 @@ DBIP_ATTRIBUTION = "IP Geolocation by DB-IP (https://db-ip.com), CC BY 4.0"
 GEOLITE2_ATTRIBUTION = (
     "This product includes GeoLite2 data created by MaxMind, available from https://www.maxmind.com"
 )
-
-# A strict dotted quad. libmaxminddb parses with getaddrinfo(), which also accepts inet_aton()
-# shorthand: "134744072" and "010.8.8.8" both look up 8.8.8.8. A numeric host name or id in the
-# client field must not get a location, so IPv4 text is validated before the lookup.
-_OCTET = r"(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
-_IPV4 = rf"(?:{_OCTET}\.){{3}}{_OCTET}"
-# IPv6 text: hex, colons, an optional dotted tail. Zone ids ("fe80::1%eth0") are link-local, never
-# a remote client, and NUL bytes would make the C extension raise TypeError, so both are excluded.
-_IPV6_TEXT = r"^[0-9A-Fa-f:.]{2,45}$"
-# IPv4-mapped IPv6 as a dual-stack socket logs it: "::ffff:1.2.3.4" (also fully written out).
-_MAPPED_DOTTED = rf"^(?i:::ffff:|(?:0{{1,4}}:){{5}}ffff:)({_IPV4})$"
-# The rare hex spelling "::ffff:102:304" is fixed up row by row with `ipaddress`.
-_MAPPED_HEX = r"^(?i:::ffff:|(?:0{1,4}:){5}ffff:)[0-9a-f]{1,4}:[0-9a-f]{1,4}$"
 
 
 class GeoIPError(SettingError):
@@ -158,21 +145,6 @@ def _is_valid_mmdb(path: Path) -> bool:
         return False
     reader.close()
     return True
-
-
-def _lookup_keys(ips: Sequence[str] | pl.Series) -> list[str | None]:
-    """The text to look up for each input: IPv4-mapped IPv6 unwrapped, anything that is not an IP
-    address (a host name, "-", inet_aton shorthand) None."""
-    client = ips if isinstance(ips, pl.Series) else pl.Series("client", ips, dtype=pl.String)
-    key = client.str.replace(_MAPPED_DOTTED, "${1}")
-    is_ip = key.str.contains(f"^{_IPV4}$") | (
-        key.str.contains(":", literal=True) & key.str.contains(_IPV6_TEXT)
-    )
-    keys: list[str | None] = pl.select(pl.when(is_ip).then(key)).to_series().to_list()
-    for i in key.str.contains(_MAPPED_HEX).fill_null(False).arg_true().to_list():
-        mapped = ipaddress.IPv6Address(keys[i]).ipv4_mapped  # type: ignore[arg-type]
-        keys[i] = str(mapped) if mapped is not None else keys[i]
-    return keys
 
 
 def _records(reader: Any, keys: list[str | None]) -> Iterator[tuple[int, dict[str, Any]]]:
@@ -283,7 +255,7 @@ class GeoIP:
 
     def lookup(self, ips: Sequence[str] | pl.Series) -> pl.DataFrame:
         """One row per input, in order: `client` (as given) plus GEO_SCHEMA. Pass distinct IPs."""
-        keys = _lookup_keys(ips)
+        keys = addresses.lookup_keys(ips)
         n = len(keys)
         country: list[str | None] = [None] * n
         continent: list[str | None] = [None] * n

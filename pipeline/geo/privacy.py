@@ -1,4 +1,4 @@
-"""Client identity without personal data: a keyed hash of the IP and its network prefix.
+"""Client identity without personal data: a keyed hash of the IP address.
 
 `client_id` is a keyed 64-bit BLAKE2b hash of the normalised address, so counts of distinct clients
 work while the address itself is never written (unless the raw-IP opt-in is set). The key is the
@@ -11,9 +11,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
-import re
 import secrets
-import socket
 import sys
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -22,8 +20,6 @@ from pipeline import files
 
 KEY_ENV = "DLCDN_IP_KEY"
 MIN_KEY_CHARS = 16
-
-_IPV4 = re.compile(r"^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$")
 
 
 class SettingError(ValueError):
@@ -65,38 +61,6 @@ def ip_key(value: str | None, announce: bool = True) -> bytes:
 def _derive(secret: str) -> bytes:
     # BLAKE2b takes keys of at most 64 bytes; a secret of any length maps to one.
     return hashlib.blake2b(secret.encode(), digest_size=32, person=b"dlcdn-ip-key").digest()
-
-
-_V4_MAPPED = b"\x00" * 10 + b"\xff\xff"
-
-
-def normalise_ip(client: str) -> str | None:
-    """The canonical text of an IP address (IPv4-mapped IPv6 as IPv4), or None if not an address.
-
-    Leading zeros in IPv4 are read as decimal (never octal), as nginx and Apache write them.
-    """
-    m = _IPV4.match(client)
-    if m:
-        if all(int(o) <= 255 for o in m.groups()):
-            return ".".join(str(int(o)) for o in m.groups())
-        return None
-    if ":" not in client:
-        return None
-    try:
-        packed = socket.inet_pton(socket.AF_INET6, client.strip("[]").split("%", 1)[0])
-    except (OSError, ValueError):  # ValueError: an embedded NUL
-        return None
-    if packed[:12] == _V4_MAPPED:
-        return socket.inet_ntop(socket.AF_INET, packed[12:])
-    return socket.inet_ntop(socket.AF_INET6, packed)
-
-
-def network_of(ip: str) -> str:
-    """The /24 (IPv4) or /48 (IPv6) prefix of a normalised address, as text."""
-    if ":" not in ip:
-        return ip.rsplit(".", 1)[0] + ".0/24"
-    packed = socket.inet_pton(socket.AF_INET6, ip)
-    return socket.inet_ntop(socket.AF_INET6, packed[:6] + b"\x00" * 10) + "/48"
 
 
 def client_ids(values: Iterable[str], key: bytes) -> list[int]:

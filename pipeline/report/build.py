@@ -17,9 +17,9 @@ from pathlib import Path
 import polars as pl
 
 from pipeline import files
+from pipeline.dates import iso_week_start
 from pipeline.decisions import tables as decisions
 from pipeline.warehouse import queries
-from pipeline.warehouse.aggregates import iso_week_start
 
 ATTRIBUTION = "IP Geolocation by DB-IP (https://db-ip.com), CC BY 4.0"
 TB = 1e12
