@@ -22,12 +22,12 @@ import polars as pl
 
 from pipeline import dates
 from pipeline.ingest import enrich, parse
+from pipeline.ingest.fingerprint import file_fingerprint
 from pipeline.ingest.formats import FASTLY, FastlyFormat, LogFormat, detect_format, resolve_format
 from pipeline.ingest.reader import (
     Batch,
     InputError,
     ReadState,
-    file_fingerprint,
     iter_batches,
     sample_lines,
 )
