@@ -36,7 +36,7 @@ def mirror_placement(
 ) -> dg.MaterializeResult:
     wh = dlcdn.open_warehouse()
     end = dt.date.fromisoformat(context.partition_key) + dt.timedelta(days=6)
-    result = decisions.placement_report(wh.root, end - dt.timedelta(days=27), end, "client", 5)
+    result = decisions.placement_table(wh.root, end - dt.timedelta(days=27), end, "client", 5)
     frame = result.frame()
     dest = _write_decision(wh, context.partition_key, "placement", frame)
     best = result.steps[-1]
@@ -63,7 +63,7 @@ def egress_budget(context: dg.AssetExecutionContext, dlcdn: DlcdnResource) -> dg
     wh = dlcdn.open_warehouse()
     today = dt.date.fromisoformat(context.partition_key) + dt.timedelta(days=7)
     s = dlcdn.settings()
-    result = decisions.budget_report(
+    result = decisions.budget_table(
         wh.root, s.egress_budget_tb, today=today, price_table=s.price_table
     )
     monthly = result.edge.monthly if result.edge else result.monthly

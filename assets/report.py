@@ -13,8 +13,7 @@ from assets.partitions import weekly
 from assets.resources import DlcdnResource
 from assets.traffic import weekly_traffic
 from pipeline.dates import iso_week, iso_week_start
-from pipeline.report import build as report_mod
-from pipeline.report import mail
+from pipeline.report import build, mail
 
 
 def _iso_week(partition_key: str) -> str:
@@ -45,11 +44,9 @@ def weekly_report(context: dg.AssetExecutionContext, dlcdn: DlcdnResource) -> dg
     assert iso_week_start(week).isoformat() == context.partition_key
     s = dlcdn.settings()
     wh = dlcdn.open_warehouse()
-    r = report_mod.build(wh.root, week, budget_tb=s.egress_budget_tb, price_table=s.price_table)
-    html = report_mod.write(r, wh.root / "reports" / week)
-    eml = mail.write_outbox(
-        wh.root / "outbox", week, report_mod.to_email(r, s.report_from, s.report_to)
-    )
+    r = build.build_for(s, wh.root, week)
+    html = build.write(r, wh.root / "reports" / week)
+    eml = mail.write_outbox(wh.root / "outbox", week, build.to_email(r, s.report_from, s.report_to))
     return dg.MaterializeResult(
         metadata={
             "report": dg.MetadataValue.path(str(html)),

@@ -13,6 +13,7 @@ import click
 from pipeline import settings as settings_mod
 from pipeline.geo.privacy import SettingError
 from pipeline.ingest.reader import InputError
+from pipeline.settings import DEFAULT_EGRESS_BUDGET_TB
 
 if TYPE_CHECKING:
     from pipeline.ingest.run import IngestResult
@@ -282,7 +283,7 @@ def geoip(addresses: tuple[str, ...]) -> None:
     if bad:
         raise click.BadParameter(f"not an IP address: {', '.join(bad)}", param_hint="ADDRESSES")
     s = _settings()
-    with GeoIP.open(city=s.geoip_city, country=s.geoip_country, asn=s.geoip_asn) as geo:
+    with GeoIP.from_settings(s) as geo:
         described = geo.describe()
         if not described:
             click.echo("no GeoIP database in use: country and location stay NULL")
@@ -337,7 +338,7 @@ def placement(
     from pipeline.warehouse import queries
 
     s = _settings()
-    r = decisions.placement_report(
+    r = decisions.placement_table(
         s.warehouse,
         start.date() if start else None,
         end.date() if end else None,
@@ -357,14 +358,14 @@ def placement(
     "--budget-tb",
     type=float,
     default=None,
-    help="Monthly budget in TB (default: DLCDN_EGRESS_BUDGET_TB, 800).",
+    help=f"Monthly budget in TB (default: DLCDN_EGRESS_BUDGET_TB, {DEFAULT_EGRESS_BUDGET_TB:g}).",
 )
 def budget(budget_tb: float | None) -> None:
     """Egress per month: actuals, month-to-date projection, 6-month forecast vs budget, with backtest error."""
     from pipeline.decisions import tables as decisions
 
     s = _settings()
-    r = decisions.budget_report(
+    r = decisions.budget_table(
         s.warehouse,
         budget_tb if budget_tb is not None else s.egress_budget_tb,
         price_table=s.price_table,
@@ -382,14 +383,13 @@ def budget(budget_tb: float | None) -> None:
 @click.option("--force", is_flag=True, help="Send even if this week was already sent.")
 def report(week: str, send: bool, force: bool) -> None:
     """Build the weekly traffic report (HTML with charts, text, CSVs) and optionally mail it."""
-    from pipeline.report import build as report_mod
-    from pipeline.report import mail
+    from pipeline.report import build, mail
 
     s = _settings()
-    r = report_mod.build(s.warehouse, week, budget_tb=s.egress_budget_tb, price_table=s.price_table)
-    html = report_mod.write(r, Path(s.warehouse) / "reports" / week)
+    r = build.build_for(s, s.warehouse, week)
+    html = build.write(r, Path(s.warehouse) / "reports" / week)
     click.echo(f"{r.subject}\nreport: {html}")
-    message = report_mod.to_email(r, s.report_from, s.report_to)
+    message = build.to_email(r, s.report_from, s.report_to)
     outbox = Path(s.warehouse) / "outbox"
     if not send:
         click.echo(f"outbox: {mail.write_outbox(outbox, week, message)} (not sent; use --send)")

