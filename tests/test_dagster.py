@@ -20,10 +20,10 @@ import pytest
 from netutil import free_port
 
 from assets.definitions import defs
+from assets.defs.ingest import requests as requests_asset
+from assets.defs.traffic import daily_traffic
 from assets.demo import run_requested, tick
-from assets.ingest import requests as requests_asset
 from assets.resources import DlcdnResource
-from assets.traffic import daily_traffic
 
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
@@ -250,7 +250,7 @@ def test_web_server_starts_on_localhost_and_stops_by_pid(env) -> None:  # type: 
 def test_planted_bad_rows_fail_the_blocking_check(env) -> None:  # type: ignore[no-untyped-def]
     import polars as pl
 
-    from assets.checks import requests_quality
+    from assets.defs.checks import requests_quality
 
     instance, dlcdn, landing = env
     (landing / "bad.log").write_bytes(log_lines(dt.date(2026, 11, 16), 40))

@@ -245,7 +245,7 @@ def test_a_failed_send_fails_the_dagster_run(
 ) -> None:
     import dagster as dg
 
-    from assets.report import weekly_report, weekly_report_email
+    from assets.defs.report import weekly_report, weekly_report_email
     from assets.resources import DlcdnResource
 
     work = tmp_path / "wh"

@@ -10,8 +10,8 @@ import json
 import dagster as dg
 import polars as pl
 
-from assets.jobs import daily_job, ingest_job, weekly_job
-from assets.partitions import landing_files
+from assets.defs.jobs import daily_job, ingest_job, weekly_job
+from assets.defs.partitions import landing_files
 from assets.resources import DlcdnResource
 from pipeline import dates
 

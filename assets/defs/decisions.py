@@ -6,9 +6,9 @@ from pathlib import Path
 import dagster as dg
 import polars as pl
 
-from assets.partitions import weekly
+from assets.defs.partitions import weekly
+from assets.defs.traffic import weekly_traffic
 from assets.resources import DlcdnResource
-from assets.traffic import weekly_traffic
 from pipeline.decisions import tables as decisions
 from pipeline.files import atomic_write_parquet
 from pipeline.warehouse import queries

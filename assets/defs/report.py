@@ -8,10 +8,10 @@ from pathlib import Path
 
 import dagster as dg
 
-from assets.decisions import egress_budget, mirror_placement
-from assets.partitions import weekly
+from assets.defs.decisions import egress_budget, mirror_placement
+from assets.defs.partitions import weekly
+from assets.defs.traffic import weekly_traffic
 from assets.resources import DlcdnResource
-from assets.traffic import weekly_traffic
 from pipeline.dates import iso_week, iso_week_start
 from pipeline.report import build, mail
 

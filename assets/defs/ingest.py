@@ -4,7 +4,7 @@ from pathlib import Path
 
 import dagster as dg
 
-from assets.partitions import landing_files
+from assets.defs.partitions import landing_files
 from assets.resources import DlcdnResource
 from pipeline.ingest.reader import InputError
 from pipeline.ingest.run import IngestResult, ingest_file
