@@ -1,8 +1,8 @@
 """`dlcdn demo`: a synthetic week through the real Dagster definitions, in-process.
 
 The landing sensor is evaluated as the daemon would, and every run it asks for is materialized
-in this process (a step per process costs ~4 s here), on the instance in DAGSTER_HOME when set, so
-`make dev` shows the demo's runs afterwards.
+in this process (a process per step costs seconds of start-up), on the instance in DAGSTER_HOME
+when set, so `make dev` shows the demo's runs afterwards.
 """
 
 import datetime as dt

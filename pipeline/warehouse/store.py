@@ -44,7 +44,8 @@ PARQUET_OPTIONS = {"compression": "zstd", "compression_level": 3}
 # columns whose values follow the file's order (ts, line_no), and for text that is often wholly
 # null in a row group: a mirror log has no POP or cache state, and the shipped queries filter
 # `cache_state`, `arch` and `client_net` on IS NOT NULL. For other text the minimum and maximum
-# span nearly every value in every row group, and computing them cost ~20% of the writer's time.
+# span nearly every value in every row group, and computing them is a large share of the
+# writer's time (docs/performance.md).
 STATISTICS_TEXT_COLUMNS = frozenset({"cache_state", "pop", "arch", "client_net"})
 # Manifest rows are written one file per ingested file (an atomic rename each); past this many
 # such files they are merged into one, so reading the manifest costs the same after a year.
