@@ -1405,18 +1405,67 @@ def _block(
     group: np.ndarray,
     fmt: str,
 ) -> list[bytes | memoryview]:
-    """Builds, formats and encodes one block of lines (already restricted to whole minutes)."""
+    """Builds, formats and encodes one block of lines (already restricted to whole minutes).
+
+    The steps draw from `rng` in a fixed order (who, where, what, how it went, how it is logged):
+    the same seed gives the same bytes.
+    """
+    ts_ms, client = _who_and_when(world, ctx, rng, minute, group)
+    beh = world.clients.beh[client].astype(np.int64)
+    hh = world.clients.hh[client]
+    pb, rb, arch = _branch_and_arch(world, ctx, rng, client, hh)
+    typ = _inverse_cdf(ctx.type_cdf, beh, rng.random(len(client)))
+    cols = _Cols.empty(len(client))
+    _fill_tree(world, ctx, rng, cols, typ, beh, pb, rb, arch, hh)
+    _fill_release(world, ctx, rng, cols, typ, beh, pb, arch)
+    _fill_other(world, rng, cols, typ, beh, pb, arch)
+    body, head, purge = _responses(rng, cols, beh, fmt)
+    proto = _inverse_cdf(PROTO_CDF, beh, rng.random(len(client)))
+    # The columns both formats write; each adds its own and lays the line out.
+    shared = {
+        "ip": vocab.ips.gather(client),
+        "method": vocab.methods.gather(cols.method),
+        "prefix": vocab.prefix.gather(cols.prefix),
+        "file": vocab.files.gather(cols.file),
+        "query": vocab.queries.gather(cols.query),
+        "proto": vocab.protocols.gather(proto),
+        "status": cols.status,
+        "bytes": body,
+        "referer": vocab.referers.gather(cols.referer),
+        "ua": vocab.uas.gather(world.clients.ua[client]),
+    }
+    if fmt == "combined":
+        lines = _combined_lines(ctx, shared, ts_ms)
+    else:
+        state, elapsed = _cache_and_timing(world, rng, cols, client, body, purge, head)
+        lines = _fastly_lines(world, vocab, ctx, rng, shared, client, ts_ms, state, elapsed)
+    lines, raw_lines = _malform(world, ctx, rng, lines, client, ts_ms, fmt)
+    return _encoded(lines, raw_lines)
+
+
+def _who_and_when(
+    world: _World, ctx: _DayContext, rng: np.random.Generator, minute: np.ndarray, group: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Each line's time (ms of the day, in order) and client (one of its group's, by activity)."""
     n = len(minute)
     ts_ms = minute.astype(np.int64) * 60_000 + rng.integers(0, 60_000, n)
     order = np.argsort(ts_ms, kind="stable")
     ts_ms, group = ts_ms[order], group[order]
     client = np.searchsorted(ctx.group_cdf, group + rng.random(n), side="right")
     client = np.minimum(client, world.clients.group_end[group] - 1)
-    beh = world.clients.beh[client].astype(np.int64)
-    hh = world.clients.hh[client]
+    return ts_ms, client
 
-    # Branch and arch: mostly the client's own (a fixed random number walked through the day's
-    # cumulative mix, so clients move to newer branches as releases come out), sometimes another.
+
+def _branch_and_arch(
+    world: _World, ctx: _DayContext, rng: np.random.Generator, client: np.ndarray, hh: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Each line's branch as requested (`pb`), as resolved (`rb`), and arch.
+
+    Mostly the client's own (a fixed random number walked through the day's cumulative mix, so
+    clients move to newer branches as releases come out), sometimes another; heavy hitters keep
+    to theirs.
+    """
+    n = len(client)
     n_pb = len(world.path_branches)
     ub = np.where(rng.random(n) < 0.9, world.clients.u_branch[client], rng.random(n))
     pb = np.minimum(np.searchsorted(ctx.pb_cdf, ub, side="right"), n_pb - 1)
@@ -1434,14 +1483,15 @@ def _block(
             m = hh == h
             pick = np.array([ARCHES.index(a) for a in arches])
             arch[m] = pick[rng.integers(0, len(pick), int(m.sum()))]
-    typ = _inverse_cdf(ctx.type_cdf, beh, rng.random(n))
+    return pb, rb, arch
 
-    cols = _Cols.empty(n)
-    _fill_tree(world, ctx, rng, cols, typ, beh, pb, rb, arch, hh)
-    _fill_release(world, ctx, rng, cols, typ, beh, pb, arch)
-    _fill_other(world, rng, cols, typ, beh, pb, arch)
 
-    # Methods and partial downloads.
+def _responses(
+    rng: np.random.Generator, cols: _Cols, beh: np.ndarray, fmt: str
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """HEAD requests, partial and aborted downloads, overload and error bodies: sets the methods
+    and statuses in `cols`; returns the body bytes and the HEAD and PURGE masks."""
+    n = len(beh)
     u = rng.random(n)
     head = cols.big & (u < BEH_HEAD[beh])
     cols.method[head] = METHODS.index("HEAD")
@@ -1463,64 +1513,70 @@ def _block(
         body[purge] = BODY_405
     else:
         body[purge] = 46
-    proto = _inverse_cdf(PROTO_CDF, beh, rng.random(n))
+    return body, head, purge
 
-    # The columns both formats write; each adds its own and lays the line out.
-    shared = {
-        "ip": vocab.ips.gather(client),
-        "method": vocab.methods.gather(cols.method),
-        "prefix": vocab.prefix.gather(cols.prefix),
-        "file": vocab.files.gather(cols.file),
-        "query": vocab.queries.gather(cols.query),
-        "proto": vocab.protocols.gather(proto),
-        "status": cols.status,
-        "bytes": body,
-        "referer": vocab.referers.gather(cols.referer),
-        "ua": vocab.uas.gather(world.clients.ua[client]),
-    }
-    if fmt == "combined":
-        frame = pl.DataFrame({**shared, "time": ctx.time_text.gather(ts_ms // 1000)})
-        line = pl.concat_str(
-            pl.col("ip"), pl.lit(" - - ["), pl.col("time"), pl.lit('] "'), pl.col("method"),
-            pl.lit(" "), pl.col("prefix"), pl.col("file"), pl.col("query"), pl.lit(" "),
-            pl.col("proto"), pl.lit('" '), pl.col("status").cast(pl.String), pl.lit(" "),
-            pl.col("bytes").cast(pl.String), pl.lit(' "'), pl.col("referer"), pl.lit('" "'),
-            pl.col("ua"), pl.lit('"'),
-        )  # fmt: skip
-    else:
-        state, elapsed = _cache_and_timing(world, rng, cols, client, body, purge, head)
-        pop = world.clients.pop[client].astype(np.int64)
-        node = pop * NODES_PER_POP + rng.integers(0, NODES_PER_POP, n)
-        frame = pl.DataFrame(
-            {
-                **shared,
-                "sec": ctx.time_text.gather(ts_ms // 1000),
-                "ms": vocab.digits3.gather(ts_ms % 1000),
-                "node": vocab.nodes.gather(node),
-                "pop": vocab.pops.gather(pop),
-                "state": vocab.states.gather(state),
-                "elapsed": elapsed,
-            }
-        )
-        line = pl.concat_str(
-            pl.lit("<134>"), pl.col("sec"), pl.lit("Z "), pl.col("node"),
-            pl.lit(f' {SYSLOG_TAG}: {{"timestamp":"'), pl.col("sec"), pl.lit("."), pl.col("ms"),
-            pl.lit('Z","client_ip":"'), pl.col("ip"), pl.lit('","request_method":"'),
-            pl.col("method"), pl.lit('","url":"'), pl.col("prefix"), pl.col("file"),
-            pl.col("query"), pl.lit('","request_protocol":"'), pl.col("proto"),
-            pl.lit('","response_status":'), pl.col("status").cast(pl.String),
-            pl.lit(',"response_body_size":'), pl.col("bytes").cast(pl.String),
-            pl.lit(',"request_user_agent":'), pl.col("ua"), pl.lit(',"request_referer":'),
-            pl.col("referer"), pl.lit(',"server_datacenter":"'), pl.col("pop"),
-            pl.lit('","response_state":"'), pl.col("state"), pl.lit('","time_elapsed":'),
-            pl.col("elapsed").cast(pl.String), pl.lit(f',"host":"{HOST}"}}'),
-        )  # fmt: skip
-    lines = frame.select(line.alias("line")).to_series()
-    lines, raw_lines = _malform(world, ctx, rng, lines, client, ts_ms, fmt)
+
+def _combined_lines(ctx: _DayContext, shared: dict[str, object], ts_ms: np.ndarray) -> pl.Series:
+    """nginx's combined format, as the T1 mirrors log it."""
+    frame = pl.DataFrame({**shared, "time": ctx.time_text.gather(ts_ms // 1000)})
+    line = pl.concat_str(
+        pl.col("ip"), pl.lit(" - - ["), pl.col("time"), pl.lit('] "'), pl.col("method"),
+        pl.lit(" "), pl.col("prefix"), pl.col("file"), pl.col("query"), pl.lit(" "),
+        pl.col("proto"), pl.lit('" '), pl.col("status").cast(pl.String), pl.lit(" "),
+        pl.col("bytes").cast(pl.String), pl.lit(' "'), pl.col("referer"), pl.lit('" "'),
+        pl.col("ua"), pl.lit('"'),
+    )  # fmt: skip
+    return frame.select(line.alias("line")).to_series()
+
+
+def _fastly_lines(
+    world: _World,
+    vocab: _Vocab,
+    ctx: _DayContext,
+    rng: np.random.Generator,
+    shared: dict[str, object],
+    client: np.ndarray,
+    ts_ms: np.ndarray,
+    state: np.ndarray,
+    elapsed: np.ndarray,
+) -> pl.Series:
+    """Fastly's JSON log streaming behind a syslog prefix, from the cache node of the client's
+    POP."""
+    pop = world.clients.pop[client].astype(np.int64)
+    node = pop * NODES_PER_POP + rng.integers(0, NODES_PER_POP, len(client))
+    frame = pl.DataFrame(
+        {
+            **shared,
+            "sec": ctx.time_text.gather(ts_ms // 1000),
+            "ms": vocab.digits3.gather(ts_ms % 1000),
+            "node": vocab.nodes.gather(node),
+            "pop": vocab.pops.gather(pop),
+            "state": vocab.states.gather(state),
+            "elapsed": elapsed,
+        }
+    )
+    line = pl.concat_str(
+        pl.lit("<134>"), pl.col("sec"), pl.lit("Z "), pl.col("node"),
+        pl.lit(f' {SYSLOG_TAG}: {{"timestamp":"'), pl.col("sec"), pl.lit("."), pl.col("ms"),
+        pl.lit('Z","client_ip":"'), pl.col("ip"), pl.lit('","request_method":"'),
+        pl.col("method"), pl.lit('","url":"'), pl.col("prefix"), pl.col("file"),
+        pl.col("query"), pl.lit('","request_protocol":"'), pl.col("proto"),
+        pl.lit('","response_status":'), pl.col("status").cast(pl.String),
+        pl.lit(',"response_body_size":'), pl.col("bytes").cast(pl.String),
+        pl.lit(',"request_user_agent":'), pl.col("ua"), pl.lit(',"request_referer":'),
+        pl.col("referer"), pl.lit(',"server_datacenter":"'), pl.col("pop"),
+        pl.lit('","response_state":"'), pl.col("state"), pl.lit('","time_elapsed":'),
+        pl.col("elapsed").cast(pl.String), pl.lit(f',"host":"{HOST}"}}'),
+    )  # fmt: skip
+    return frame.select(line.alias("line")).to_series()
+
+
+def _encoded(lines: pl.Series, raw_lines: list[tuple[int, bytes]]) -> list[bytes | memoryview]:
+    """The block's bytes: the lines as UTF-8, with the raw-byte lines (empty in the text)
+    spliced in at their line's offset."""
     data = memoryview((lines.str.join("\n").item() + "\n").encode())
     if not raw_lines:
         return [data]
-    # Raw-byte lines are empty in the text; splice the bytes in at their line's offset.
     ends = np.cumsum(lines.str.len_bytes().to_numpy().astype(np.int64) + 1)
     parts: list[bytes | memoryview] = []
     prev = 0
@@ -1545,16 +1601,41 @@ def _fill_tree(
     hh: np.ndarray,
 ) -> None:
     """Index and package requests: /alpine/<branch>/<repo>/<arch>/<file>."""
-    n_r, n_a = len(REPOS), len(ARCHES)
-    n_stable = world.n_stable
     has_community = np.array(
         [(b.major, b.minor) >= (3, 3) for b in world.branches] + [True], dtype=bool
     )
+    index = np.flatnonzero(typ == T["apkindex"])
+    _fill_index(world, ctx, rng, cols, index, beh, pb, rb, arch, has_community)
+    packages = np.flatnonzero(typ == T["package"])
+    _fill_packages(world, rng, cols, packages, beh, pb, rb, arch, hh, has_community)
+    # A few requests for a branch/arch pair that does not exist (v3.16/main/riscv64): 404.
     arch_ok = np.diff(ctx.arch_cdf, axis=1, prepend=0.0) > 0
+    both = np.concatenate([index, packages])
+    odd = both[rng.random(len(both)) < 0.003]
+    new_arch = rng.integers(0, len(ARCHES), len(odd))
+    missing = ~arch_ok[rb[odd], new_arch]
+    odd, new_arch = odd[missing], new_arch[missing]
+    cols.prefix[odd] += new_arch - arch[odd]
+    cols.status[odd] = 404
+    cols.big[odd] = False
 
-    ix = np.flatnonzero(typ == T["apkindex"])
+
+def _fill_index(
+    world: _World,
+    ctx: _DayContext,
+    rng: np.random.Generator,
+    cols: _Cols,
+    ix: np.ndarray,
+    beh: np.ndarray,
+    pb: np.ndarray,
+    rb: np.ndarray,
+    arch: np.ndarray,
+    has_community: np.ndarray,
+) -> None:
+    """APKINDEX.tar.gz of main or community (edge: testing too); apk's refreshes get 304s."""
+    n_r, n_a = len(REPOS), len(ARCHES)
     u = rng.random(len(ix))
-    is_edge = rb[ix] == n_stable
+    is_edge = rb[ix] == world.n_stable
     repo = np.where(is_edge, np.searchsorted([0.5, 0.92], u, side="right"), (u >= 0.53) * 1)
     repo = np.where(has_community[rb[ix]], repo, 0)
     cols.prefix[ix] = world.off["p_tree"] + (pb[ix] * n_r + repo) * n_a + arch[ix]
@@ -1562,11 +1643,25 @@ def _fill_tree(
     cols.size[ix] = ctx.index_size[rb[ix], repo, arch[ix]]
     cols.status[ix] = np.where(rng.random(len(ix)) < BEH_P304[beh[ix]], 304, 200)
     cols.miss_p[ix] = np.where(is_edge, 0.1, 0.04)
-    apk_ix = ix
 
-    ix = np.flatnonzero(typ == T["package"])
+
+def _fill_packages(
+    world: _World,
+    rng: np.random.Generator,
+    cols: _Cols,
+    ix: np.ndarray,
+    beh: np.ndarray,
+    pb: np.ndarray,
+    rb: np.ndarray,
+    arch: np.ndarray,
+    hh: np.ndarray,
+    has_community: np.ndarray,
+) -> None:
+    """.apk downloads by popularity (heavy hitters fetch their own few), some of a superseded
+    version the mirror already deleted (404), and the odd PURGE."""
+    n_r, n_a = len(REPOS), len(ARCHES)
     rbi = rb[ix]
-    is_edge = rbi == n_stable
+    is_edge = rbi == world.n_stable
     u = rng.random(len(ix))
     pkg = np.where(
         is_edge,
@@ -1589,16 +1684,6 @@ def _fill_tree(
     cols.miss_p[ix] = np.where(stale, 0.5, 0.01 + 0.45 * (pkg / world.n_pkg) ** 0.6)
     purge = (beh[ix] == BEH["curl"]) & (rng.random(len(ix)) < 0.003)
     cols.method[ix[purge]] = METHODS.index("PURGE")
-
-    # A few requests for a branch/arch pair that does not exist (v3.16/main/riscv64): 404.
-    both = np.concatenate([apk_ix, ix])
-    odd = both[rng.random(len(both)) < 0.003]
-    new_arch = rng.integers(0, n_a, len(odd))
-    missing = ~arch_ok[rb[odd], new_arch]
-    odd, new_arch = odd[missing], new_arch[missing]
-    cols.prefix[odd] += new_arch - arch[odd]
-    cols.status[odd] = 404
-    cols.big[odd] = False
 
 
 def _release_branch(
@@ -1629,11 +1714,31 @@ def _fill_release(
     arch: np.ndarray,
 ) -> None:
     """Release artefacts under /alpine/<branch>/releases/: images, checksums, netboot, cloud."""
-    n_a, n_fl, k_max = len(ARCHES), len(FLAVORS), world.max_k
-    off = world.off
-    browser = BEH["browser"]
+    images = np.flatnonzero(np.isin(typ, [T["release"], T["checksum"], T["signature"]]))
+    _fill_images(world, ctx, rng, cols, images, typ, beh, pb, arch)
+    ix = np.flatnonzero(typ == T["release_index"])
+    rpb = _release_branch(world, ctx, rng, pb[ix])
+    cols.prefix[ix] = world.off["p_rel"] + rpb * len(ARCHES) + arch[ix]
+    cols.file[ix] = world.off["f_yaml"]
+    cols.size[ix] = (6113 * YAML_ARCH[arch[ix]]).astype(np.int64)
+    _fill_netboot(world, ctx, rng, cols, np.flatnonzero(typ == T["netboot"]), pb, arch)
+    _fill_cloud(world, ctx, rng, cols, np.flatnonzero(typ == T["cloud"]), pb)
 
-    ix = np.flatnonzero(np.isin(typ, [T["release"], T["checksum"], T["signature"]]))
+
+def _fill_images(
+    world: _World,
+    ctx: _DayContext,
+    rng: np.random.Generator,
+    cols: _Cols,
+    ix: np.ndarray,
+    typ: np.ndarray,
+    beh: np.ndarray,
+    pb: np.ndarray,
+    arch: np.ndarray,
+) -> None:
+    """Release images (a flavour the arch has) and their .sha256, .sha512 and .asc; people in
+    browsers come from the downloads page."""
+    n_a, n_fl, k_max = len(ARCHES), len(FLAVORS), world.max_k
     rpb = _release_branch(world, ctx, rng, pb[ix])
     rrb = ctx.pb_to_rb[rpb]
     a = arch[ix]
@@ -1644,34 +1749,48 @@ def _fill_release(
     ext = np.where(
         t == T["release"], 0, np.where(t == T["signature"], 3, 1 + (rng.random(len(ix)) < 0.3))
     )
-    cols.prefix[ix] = off["p_rel"] + rpb * n_a + a
-    cols.file[ix] = off["f_rel"] + ((((rrb * n_a + a) * n_fl + flavor) * k_max + k) * 4 + ext)
+    cols.prefix[ix] = world.off["p_rel"] + rpb * n_a + a
+    cols.file[ix] = world.off["f_rel"] + ((((rrb * n_a + a) * n_fl + flavor) * k_max + k) * 4 + ext)
     cols.size[ix] = world.file_size[cols.file[ix]]
     cols.big[ix] = ext == 0
     old = k < ctx.patch_now[rrb]
     cols.miss_p[ix] = np.where(ext == 0, 0.05 + 0.25 * old, 0.03)
-    people = (beh[ix] == browser) & (rng.random(len(ix)) < 0.8)
+    people = (beh[ix] == BEH["browser"]) & (rng.random(len(ix)) < 0.8)
     cols.referer[ix[people]] = np.where(rng.random(int(people.sum())) < 0.93, 1, 4)
 
-    ix = np.flatnonzero(typ == T["release_index"])
-    rpb = _release_branch(world, ctx, rng, pb[ix])
-    cols.prefix[ix] = off["p_rel"] + rpb * n_a + arch[ix]
-    cols.file[ix] = off["f_yaml"]
-    cols.size[ix] = (6113 * YAML_ARCH[arch[ix]]).astype(np.int64)
 
-    ix = np.flatnonzero(typ == T["netboot"])
+def _fill_netboot(
+    world: _World,
+    ctx: _DayContext,
+    rng: np.random.Generator,
+    cols: _Cols,
+    ix: np.ndarray,
+    pb: np.ndarray,
+    arch: np.ndarray,
+) -> None:
+    """netboot-<version>/ kernels, initramfs and modloops (none for mips64)."""
     rpb = _release_branch(world, ctx, rng, pb[ix])
     rrb = ctx.pb_to_rb[rpb]
     a = np.where(arch[ix] == ARCHES.index("mips64"), 0, arch[ix])
     k = _release_patch(ctx, rng, rrb)
     kfile = np.searchsorted(NETBOOT_CDF / NETBOOT_CDF[-1], rng.random(len(ix)), side="right")
-    cols.prefix[ix] = off["p_rel"] + rpb * n_a + a
-    cols.file[ix] = off["f_netboot"] + (rrb * k_max + k) * len(NETBOOT_FILES) + kfile
+    cols.prefix[ix] = world.off["p_rel"] + rpb * len(ARCHES) + a
+    cols.file[ix] = world.off["f_netboot"] + (rrb * world.max_k + k) * len(NETBOOT_FILES) + kfile
     cols.size[ix] = world.file_size[cols.file[ix]]
     cols.big[ix] = True
     cols.miss_p[ix] = 0.15
 
-    ix = np.flatnonzero(typ == T["cloud"])
+
+def _fill_cloud(
+    world: _World,
+    ctx: _DayContext,
+    rng: np.random.Generator,
+    cols: _Cols,
+    ix: np.ndarray,
+    pb: np.ndarray,
+) -> None:
+    """Cloud images under releases/cloud/ (branches that have them, else the newest)."""
+    k_max = world.max_k
     rpb = _release_branch(world, ctx, rng, pb[ix])
     newest = ctx.newest if ctx.newest < world.n_stable else len(world.path_branches) - 1
     rpb = np.where(ctx.has_cloud[ctx.pb_to_rb[rpb]], rpb, newest)
@@ -1681,8 +1800,8 @@ def _fill_release(
     carch = (rng.random(len(ix)) < 0.2).astype(np.int64)
     boot = (rng.random(len(ix)) < 0.5).astype(np.int64)
     sig = (rng.random(len(ix)) < 0.15).astype(np.int64)
-    cols.prefix[ix] = off["p_cloud"] + rpb
-    cols.file[ix] = off["f_cloud"] + (
+    cols.prefix[ix] = world.off["p_cloud"] + rpb
+    cols.file[ix] = world.off["f_cloud"] + (
         (((((rrb * k_max + k) * len(CLOUDS) + cloud) * 2 + carch) * 2 + boot) * 2) + sig
     )
     cols.size[ix] = world.file_size[cols.file[ix]]
@@ -1786,10 +1905,6 @@ def _malform(
     """Replaces ~0.1% of lines with the broken kinds real edges log.
 
     Lines of raw bytes (not valid UTF-8) are left empty and returned as (position, bytes).
-
-    combined: a TLS ClientHello sent to port 80 (nginx logs the bytes as \\xHH, status 400), a
-    connection that sent nothing (`"-" 408`), a line cut short, garbage (an error-log line, raw
-    binary). fastly: JSON cut short, a syslog line without JSON, raw binary.
     """
     n = len(lines)
     k = int(rng.binomial(n, MALFORMED_RATE))
@@ -1800,41 +1915,53 @@ def _malform(
     values: list[str] = []
     raw_lines: list[tuple[int, bytes]] = []
     for i, p in enumerate(pos.tolist()):
-        original = lines[p]
-        ip = world.clients.ips[int(client[p])]
-        when = ctx.time_text[int(ts_ms[p] // 1000)]
-        x = kinds[i]
         if fmt == "combined":
-            if x < 0.35:
-                hello = bytes([0x16, 0x03, 0x01, 0x02, 0x00, 0x01, 0x00, 0x01, 0xFC, 0x03, 0x03])
-                hello += rng.integers(0, 256, int(rng.integers(8, 40))).astype(np.uint8).tobytes()
-                request = _escape_nginx_bytes(hello)
-                values.append(f'{ip} - - [{when}] "{request}" 400 {BODY_400} "-" "-"')
-            elif x < 0.6:
-                values.append(f'{ip} - - [{when}] "-" 408 0 "-" "-"')
-            elif x < 0.85:
-                values.append(original[: int(rng.integers(10, max(11, len(original) - 3)))])
-            elif x < 0.93:
-                stamp = dt.datetime.strptime(when[:20], "%d/%b/%Y:%H:%M:%S")
-                values.append(
-                    f"{stamp:%Y/%m/%d %H:%M:%S} [error] 3121#3121: *{int(rng.integers(1_000_000))} "
-                    f'open() "/srv/mirror/alpine/edge/main/x86_64/xz-5.8.0-r0.apk" failed (2: No '
-                    f"such file or directory), client: {ip}, server: {HOST}, request: "
-                    f'"GET /alpine/edge/main/x86_64/xz-5.8.0-r0.apk HTTP/1.1", host: "{HOST}"'
-                )
-            else:
-                values.append("")
-                raw_lines.append((p, GARBAGE[int(rng.integers(len(GARBAGE)))]))
+            ip = world.clients.ips[int(client[p])]
+            when = ctx.time_text[int(ts_ms[p] // 1000)]
+            text, raw = _broken_combined(rng, kinds[i], lines[p], ip, when)
         else:
-            start = original.index("{")
-            if x < 0.6:
-                values.append(original[: int(rng.integers(start + 1, len(original) - 1))])
-            elif x < 0.9:
-                values.append(original[:start] + "logging endpoint test message")
-            else:
-                values.append("")
-                raw_lines.append((p, GARBAGE[int(rng.integers(len(GARBAGE)))]))
+            text, raw = _broken_fastly(rng, kinds[i], lines[p])
+        values.append(text)
+        if raw is not None:
+            raw_lines.append((p, raw))
     return lines.scatter(pos, values), raw_lines
+
+
+def _broken_combined(
+    rng: np.random.Generator, x: float, original: str, ip: str, when: str
+) -> tuple[str, bytes | None]:
+    """A broken nginx line, by `x`: a TLS ClientHello sent to port 80 (nginx logs the bytes as
+    \\xHH, status 400), a connection that sent nothing (`"-" 408`), a line cut short, an
+    error-log line, or raw binary (returned as bytes, the text empty)."""
+    if x < 0.35:
+        hello = bytes([0x16, 0x03, 0x01, 0x02, 0x00, 0x01, 0x00, 0x01, 0xFC, 0x03, 0x03])
+        hello += rng.integers(0, 256, int(rng.integers(8, 40))).astype(np.uint8).tobytes()
+        request = _escape_nginx_bytes(hello)
+        return f'{ip} - - [{when}] "{request}" 400 {BODY_400} "-" "-"', None
+    if x < 0.6:
+        return f'{ip} - - [{when}] "-" 408 0 "-" "-"', None
+    if x < 0.85:
+        return original[: int(rng.integers(10, max(11, len(original) - 3)))], None
+    if x < 0.93:
+        stamp = dt.datetime.strptime(when[:20], "%d/%b/%Y:%H:%M:%S")
+        return (
+            f"{stamp:%Y/%m/%d %H:%M:%S} [error] 3121#3121: *{int(rng.integers(1_000_000))} "
+            f'open() "/srv/mirror/alpine/edge/main/x86_64/xz-5.8.0-r0.apk" failed (2: No '
+            f"such file or directory), client: {ip}, server: {HOST}, request: "
+            f'"GET /alpine/edge/main/x86_64/xz-5.8.0-r0.apk HTTP/1.1", host: "{HOST}"'
+        ), None
+    return "", GARBAGE[int(rng.integers(len(GARBAGE)))]
+
+
+def _broken_fastly(rng: np.random.Generator, x: float, original: str) -> tuple[str, bytes | None]:
+    """A broken Fastly line, by `x`: JSON cut short, a syslog line without JSON, or raw binary
+    (returned as bytes, the text empty)."""
+    start = original.index("{")
+    if x < 0.6:
+        return original[: int(rng.integers(start + 1, len(original) - 1))], None
+    if x < 0.9:
+        return original[:start] + "logging endpoint test message", None
+    return "", GARBAGE[int(rng.integers(len(GARBAGE)))]
 
 
 # --- Files ---------------------------------------------------------------------------------------
