@@ -579,6 +579,21 @@ def _patch_on(branch: _Branch, day: dt.date) -> int:
     return max(0, min(branch.latest_patch, int(branch.latest_patch * done / max(span, 1))))
 
 
+def _package_families() -> list[tuple[str, int, float]]:
+    """Language modules, fonts and firmware: (name, repo, median size)."""
+    families: list[tuple[str, int, float]] = []
+    families += [(f"py3-{m}", 1, 80_000) for m in PY3_MODULES]
+    families += [(f"perl-{m}", 1, 20_000) for m in PERL_MODULES]
+    families += [(f"php83-{m}", 1, 60_000) for m in PHP_EXTENSIONS]
+    families += [(f"php84-{m}", 1, 60_000) for m in PHP_EXTENSIONS]
+    families += [(f"ruby-{m}", 1, 70_000) for m in RUBY_GEMS]
+    families += [(f"lua5.4-{m}", 1, 30_000) for m in LUA_MODULES]
+    families += [(f"lua5.1-{m}", 1, 30_000) for m in LUA_MODULES]
+    families += [(f"font-{m}", 1, 600_000) for m in FONTS]
+    families += [(f"linux-firmware-{m}", 0, 2_500_000) for m in FIRMWARE]
+    return families
+
+
 def _package_pool(
     rng: np.random.Generator,
 ) -> tuple[list[str], list[int], np.ndarray, list[int], int]:
@@ -606,16 +621,7 @@ def _package_pool(
     for name, repo in bases:
         size = BIG_PACKAGES.get(name) or lognormal(100_000)
         add(name, repo, size, ORIGIN_OF.get(name))
-    families: list[tuple[str, int, float]] = []
-    families += [(f"py3-{m}", 1, 80_000) for m in PY3_MODULES]
-    families += [(f"perl-{m}", 1, 20_000) for m in PERL_MODULES]
-    families += [(f"php83-{m}", 1, 60_000) for m in PHP_EXTENSIONS]
-    families += [(f"php84-{m}", 1, 60_000) for m in PHP_EXTENSIONS]
-    families += [(f"ruby-{m}", 1, 70_000) for m in RUBY_GEMS]
-    families += [(f"lua5.4-{m}", 1, 30_000) for m in LUA_MODULES]
-    families += [(f"lua5.1-{m}", 1, 30_000) for m in LUA_MODULES]
-    families += [(f"font-{m}", 1, 600_000) for m in FONTS]
-    families += [(f"linux-firmware-{m}", 0, 2_500_000) for m in FIRMWARE]
+    families = _package_families()
     subs = (("-dev", 0.5, 0.4), ("-doc", 0.5, 0.3), ("-libs", 0.15, 0.8), ("-openrc", 0.1, 0.02),
             ("-bash-completion", 0.08, 0.03), ("-zsh-completion", 0.05, 0.03),
             ("-lang", 0.06, 2.0), ("-static", 0.05, 1.5))  # fmt: skip
@@ -791,26 +797,72 @@ def _build_clients(seed: int, lines_per_day: int) -> _Clients:
     """The client population: ordinary clients per network, then the heavy hitters.
 
     Clients are sorted by group (profile, UTC offset; each heavy hitter is a group of its own),
-    so the lines of a group pick clients from one contiguous range.
+    so the lines of a group pick clients from one contiguous range. The steps draw from one
+    generator in a fixed order: the same seed gives the same clients.
     """
     rng = np.random.default_rng([seed, 0x5EED])
     networks = _load_networks()
-    net_w = np.array([w for _, _, w, _ in networks])
+    zone = [_zone_for(c, cont, _stable_hash(seed, cidr)) for c, cont, _, cidr in networks]
+    net_tz = np.array([round(z[0] * 60) for z in zone])
+    net_pop = np.array([POPS.index(z[1]) for z in zone])
+    uas, agents = _user_agents()
     n = int(np.clip(lines_per_day // 12, 1_500, 400_000))
+    people = _ordinary_clients(rng, networks, net_tz, net_pop, agents, n)
+    _add_heavy_hitters(rng, people, networks, net_tz, net_pop, uas.index("libfetch/2.0"))
+    _anycast(rng, people, networks, net_pop)
+    n_all = len(people.ips)
+    # Servers and proxies show up every day; CI runners, laptops and browsers come and go, so a
+    # week has many more distinct clients than a day.
+    steady = [BEH["apk-server"], BEH["proxy"], BEH["crawler"], BEH["ci-loop"]]
+    return _Clients(
+        ips=people.ips, uas=uas, beh=people.beh, ua=people.ua, pop=people.pop,
+        hh=np.concatenate(people.hh),
+        u_branch=rng.random(n_all), u_arch=rng.random(n_all),
+        rate=rng.lognormal(math.log(8.0), 1.0, n_all), activity=people.activity,
+        p_active=np.where(np.isin(people.beh, steady), 0.95, 0.55),
+        group_end=np.searchsorted(
+            people.group_of, np.arange(len(people.group_weight)), side="right"
+        ),
+        group_profile=np.array(people.group_profile), group_tz=np.array(people.group_tz),
+        group_weight=np.array(people.group_weight),
+    )  # fmt: skip
+
+
+@dataclass
+class _Population:
+    """The clients while `_build_clients` makes them: per client, and per group."""
+
+    ips: list[str]
+    beh: np.ndarray
+    ua: np.ndarray
+    pop: np.ndarray
+    activity: np.ndarray
+    group_of: np.ndarray
+    hh: list[np.ndarray]  # per client: the heavy hitter it is, or -1
+    group_profile: list[int]
+    group_tz: list[int]
+    group_weight: list[float]
+
+
+def _ordinary_clients(
+    rng: np.random.Generator,
+    networks: list[tuple[str, str, float, str]],
+    net_tz: np.ndarray,
+    net_pop: np.ndarray,
+    agents: dict[str, tuple[np.ndarray, np.ndarray]],
+    n: int,
+) -> _Population:
+    """`n` clients spread over the networks by weight, each of a kind (apk, browser, ...) with its
+    behaviour and user agent, sorted into groups; the groups share the lines heavy hitters leave."""
+    net_w = np.array([w for _, _, w, _ in networks])
     kinds = list(KINDS)
     kind_share = np.array([KINDS[k][0] for k in kinds])
-    uas, agents = _user_agents()
-
     net_of = np.sort(rng.choice(len(networks), size=n, p=net_w / net_w.sum()))
     counts = np.bincount(net_of, minlength=len(networks))
     ips: list[str] = []
     for j, (_, _, _, cidr) in enumerate(networks):
         if counts[j]:
             ips += _host_addresses(rng, cidr, int(counts[j]))
-    zone = [_zone_for(c, cont, _stable_hash(seed, cidr)) for c, cont, _, cidr in networks]
-    net_tz = np.array([round(z[0] * 60) for z in zone])
-    net_pop = np.array([POPS.index(z[1]) for z in zone])
-
     kind_of = rng.choice(len(kinds), size=n, p=kind_share / kind_share.sum())
     u_prof, u_ua = rng.random(n), rng.random(n)
     beh = np.empty(n, dtype=np.int64)
@@ -827,22 +879,32 @@ def _build_clients(seed: int, lines_per_day: int) -> _Clients:
     activity = rng.lognormal(0.0, 1.2, n)
     tz = net_tz[net_of]
     pop = net_pop[net_of]
-
     # Sort by group; group weights are shares of all lines (heavy hitters have fixed shares).
     keys = prof * 100_000 + (tz + 50_000)
     group_keys, group_of = np.unique(keys, return_inverse=True)
     order = np.lexsort((np.arange(n), group_of))
-    ips = [ips[i] for i in order]
-    beh, ua, pop, activity, group_of = (
-        beh[order], ua[order], pop[order], activity[order], group_of[order])  # fmt: skip
+    group_of, activity = group_of[order], activity[order]
     hh_total = sum(h[1] for h in HEAVY_HITTERS)
-    group_profile = list(group_keys // 100_000)
-    group_tz = list(group_keys % 100_000 - 50_000)
-    group_weight = list(np.bincount(group_of, weights=activity) / activity.sum() * (1 - hh_total))
+    return _Population(
+        ips=[ips[i] for i in order], beh=beh[order], ua=ua[order], pop=pop[order],
+        activity=activity, group_of=group_of, hh=[np.full(n, -1)],
+        group_profile=list(group_keys // 100_000), group_tz=list(group_keys % 100_000 - 50_000),
+        group_weight=list(
+            np.bincount(group_of, weights=activity) / activity.sum() * (1 - hh_total)
+        ),
+    )  # fmt: skip
 
-    # Heavy hitters: a few hosts inside one /24 of a network of their country.
-    hh = [np.full(n, -1)]
-    libfetch = uas.index("libfetch/2.0")
+
+def _add_heavy_hitters(
+    rng: np.random.Generator,
+    people: _Population,
+    networks: list[tuple[str, str, float, str]],
+    net_tz: np.ndarray,
+    net_pop: np.ndarray,
+    libfetch: int,
+) -> None:
+    """Each heavy hitter: a few hosts inside one /24 of a network of its country, a group of its
+    own with a fixed share of the lines, looping apk as CI does."""
     for h, (country, share, _branch, _arches, n_hosts) in enumerate(HEAVY_HITTERS):
         cands = [
             j for j, (c, _, _, cidr) in enumerate(networks) if c == country and ":" not in cidr
@@ -850,39 +912,32 @@ def _build_clients(seed: int, lines_per_day: int) -> _Clients:
         j = cands[int(rng.integers(len(cands)))]
         net = ipaddress.ip_network(networks[j][3])
         base24 = int(net.network_address) + 256 * int(rng.integers(0, net.num_addresses // 256))
-        ips += _host_addresses(rng, networks[j][3], n_hosts, in_24=base24)
-        group_profile.append(PROFILES.index("ci"))
-        group_tz.append(int(net_tz[j]))
-        group_weight.append(share)
-        beh = np.append(beh, np.full(n_hosts, BEH["ci-loop"]))
-        ua = np.append(ua, np.full(n_hosts, libfetch))
-        pop = np.append(pop, np.full(n_hosts, net_pop[j]))
-        group_of = np.append(group_of, np.full(n_hosts, len(group_weight) - 1))
-        activity = np.append(activity, rng.lognormal(0.0, 0.5, n_hosts))
-        hh.append(np.full(n_hosts, h))
-    n_all = len(ips)
+        people.ips += _host_addresses(rng, networks[j][3], n_hosts, in_24=base24)
+        people.group_profile.append(PROFILES.index("ci"))
+        people.group_tz.append(int(net_tz[j]))
+        people.group_weight.append(share)
+        people.beh = np.append(people.beh, np.full(n_hosts, BEH["ci-loop"]))
+        people.ua = np.append(people.ua, np.full(n_hosts, libfetch))
+        people.pop = np.append(people.pop, np.full(n_hosts, net_pop[j]))
+        people.group_of = np.append(people.group_of, np.full(n_hosts, len(people.group_weight) - 1))
+        people.activity = np.append(people.activity, rng.lognormal(0.0, 0.5, n_hosts))
+        people.hh.append(np.full(n_hosts, h))
 
-    # Some clients sit behind a second POP of the same continent (anycast is not geography).
+
+def _anycast(
+    rng: np.random.Generator,
+    people: _Population,
+    networks: list[tuple[str, str, float, str]],
+    net_pop: np.ndarray,
+) -> None:
+    """Some clients sit behind a second POP of the same continent (anycast is not geography)."""
     continent_of = {int(p): cont for (_, cont, _, _), p in zip(networks, net_pop, strict=True)}
     neighbours = {
         p: [q for q, c in continent_of.items() if c == cont] for p, cont in continent_of.items()
     }
-    for i in np.flatnonzero(rng.random(n_all) < 0.04):
-        same = neighbours[int(pop[i])]
-        pop[i] = same[int(rng.integers(len(same)))]
-
-    # Servers and proxies show up every day; CI runners, laptops and browsers come and go, so a
-    # week has many more distinct clients than a day.
-    steady = [BEH["apk-server"], BEH["proxy"], BEH["crawler"], BEH["ci-loop"]]
-    return _Clients(
-        ips=ips, uas=uas, beh=beh, ua=ua, pop=pop, hh=np.concatenate(hh),
-        u_branch=rng.random(n_all), u_arch=rng.random(n_all),
-        rate=rng.lognormal(math.log(8.0), 1.0, n_all), activity=activity,
-        p_active=np.where(np.isin(beh, steady), 0.95, 0.55),
-        group_end=np.searchsorted(group_of, np.arange(len(group_weight)), side="right"),
-        group_profile=np.array(group_profile), group_tz=np.array(group_tz),
-        group_weight=np.array(group_weight),
-    )  # fmt: skip
+    for i in np.flatnonzero(rng.random(len(people.ips)) < 0.04):
+        same = neighbours[int(people.pop[i])]
+        people.pop[i] = same[int(rng.integers(len(same)))]
 
 
 def _path_vocab(
@@ -895,7 +950,33 @@ def _path_vocab(
     stale: list[list[str]],
     pkg_size: np.ndarray,
 ) -> tuple[list[str], list[str], np.ndarray, dict[str, int]]:
-    """Every path is prefix + file (+ query); both lists are indexed by arithmetic on codes."""
+    """Every path is prefix + file (+ query); both lists are indexed by arithmetic on codes, from
+    the offsets of their sections (`off`)."""
+    prefix, off = _prefixes(path_branches)
+    files = _FileList(off)
+    files.section("f_dir").put("", 0)
+    files.section("f_apkindex").put("APKINDEX.tar.gz", 0)
+    files.section("f_mirrors").put("MIRRORS.txt", 2663)
+    files.section("f_last_updated").put("last-updated", 11)
+    files.section("f_yaml").put("latest-releases.yaml", 6113)
+    files.section("f_junk")
+    for path, _status, size, _w, _post in JUNK:
+        files.put(path, size)
+    _put_packages(files, len(branches) + 1, names, current, stale, pkg_size)
+
+    def release_version(rb: int, k: int) -> str:
+        """Version k of release branch rb: a patch release (stable) or a dated snapshot (edge)."""
+        if rb < len(branches):
+            b = branches[rb]
+            return f"{b.major}.{b.minor}.{min(k, b.latest_patch)}"
+        return snapshots[min(k, len(snapshots) - 1)]
+
+    _put_releases(files, branches, max_k, release_version)
+    return prefix, files.names, np.array(files.sizes, dtype=np.int64), off
+
+
+def _prefixes(path_branches: list[str]) -> tuple[list[str], dict[str, int]]:
+    """The folder part of every path, and the offset of each kind of folder."""
     n_pb, n_a, n_r = len(path_branches), len(ARCHES), len(REPOS)
     off: dict[str, int] = {}
     prefix: list[str] = []
@@ -914,47 +995,57 @@ def _path_vocab(
     off["p_root"] = len(prefix)
     prefix.append("/")
     assert len(prefix) == off["p_root"] + 1 and n_pb * n_r * n_a == off["p_rel"]
+    return prefix, off
 
-    files: list[str] = []
-    sizes: list[int] = []
 
-    def put(name: str, size: int) -> None:
-        files.append(name)
-        sizes.append(size)
+class _FileList:
+    """File names and sizes in sections; `off` gets each section's first index."""
 
-    off["f_dir"] = len(files)
-    put("", 0)
-    off["f_apkindex"] = len(files)
-    put("APKINDEX.tar.gz", 0)
-    off["f_mirrors"] = len(files)
-    put("MIRRORS.txt", 2663)
-    off["f_last_updated"] = len(files)
-    put("last-updated", 11)
-    off["f_yaml"] = len(files)
-    put("latest-releases.yaml", 6113)
-    off["f_junk"] = len(files)
-    for path, _status, size, _w, _post in JUNK:
-        put(path, size)
-    # Packages: (rb * P + p) * 2 + stale, rb over stable branches then edge.
-    off["f_pkg"] = len(files)
-    n_rb = len(branches) + 1
+    def __init__(self, off: dict[str, int]) -> None:
+        self.off = off
+        self.names: list[str] = []
+        self.sizes: list[int] = []
+
+    def section(self, name: str) -> _FileList:
+        self.off[name] = len(self.names)
+        return self
+
+    def put(self, name: str, size: int) -> None:
+        self.names.append(name)
+        self.sizes.append(size)
+
+
+def _put_packages(
+    files: _FileList,
+    n_rb: int,
+    names: list[str],
+    current: list[list[str]],
+    stale: list[list[str]],
+    pkg_size: np.ndarray,
+) -> None:
+    """Packages: (rb * P + p) * 2 + stale, rb over stable branches then edge; older branches'
+    packages are a little smaller."""
+    files.section("f_pkg")
     for rb in range(n_rb):
         shrink = 1.0 - 0.012 * (n_rb - 1 - rb)
         for p, name in enumerate(names):
             size = int(pkg_size[p] * max(shrink, 0.6))
-            put(f"{name}-{current[rb][p]}.apk", size)
-            put(f"{name}-{stale[rb][p]}.apk", size)
+            files.put(f"{name}-{current[rb][p]}.apk", size)
+            files.put(f"{name}-{stale[rb][p]}.apk", size)
 
-    def release_version(rb: int, k: int) -> str:
-        """Version k of release branch rb: a patch release (stable) or a dated snapshot (edge)."""
-        if rb < len(branches):
-            b = branches[rb]
-            return f"{b.major}.{b.minor}.{min(k, b.latest_patch)}"
-        return snapshots[min(k, len(snapshots) - 1)]
 
+def _put_releases(
+    files: _FileList,
+    branches: list[_Branch],
+    max_k: int,
+    release_version: Callable[[int, int], str],
+) -> None:
+    """Release images with their checksums and signatures, netboot files and cloud images of
+    every release branch; k = patch number (stable) or snapshot index (edge)."""
+    n_rb = len(branches) + 1
     # Release images: ((((rb * A + a) * FL + fl) * K + k) * 4 + ext); ext = image, .sha256,
-    # .sha512, .asc. k = patch number (stable) or snapshot index (edge).
-    off["f_rel"] = len(files)
+    # .sha512, .asc.
+    files.section("f_rel")
     for rb in range(n_rb):
         for a, arch in enumerate(ARCHES):
             for fl, flavor in enumerate(FLAVORS):
@@ -964,19 +1055,19 @@ def _path_vocab(
                     name = f"alpine-{flavor}-{version}-{arch}.{FLAVOR_EXT[fl]}"
                     size = int(FLAVOR_SIZE[fl] * ARCH_SIZE[a] * max(0.45, 1 - 0.04 * age)
                                * (1 + (_stable_hash(name) % 1000 - 500) / 10_000))  # fmt: skip
-                    put(name, size)
-                    put(name + ".sha256", 64 + 2 + len(name) + 1)
-                    put(name + ".sha512", 128 + 2 + len(name) + 1)
-                    put(name + ".asc", 833)
+                    files.put(name, size)
+                    files.put(name + ".sha256", 64 + 2 + len(name) + 1)
+                    files.put(name + ".sha512", 128 + 2 + len(name) + 1)
+                    files.put(name + ".asc", 833)
     # Netboot: (rb * K + k) * NB + file.
-    off["f_netboot"] = len(files)
+    files.section("f_netboot")
     for rb in range(n_rb):
         for k in range(max_k):
             version = release_version(rb, k)
             for kfile, size in NETBOOT_FILES:
-                put(f"netboot-{version}/{kfile}", size)
+                files.put(f"netboot-{version}/{kfile}", size)
     # Cloud images: ((((rb * K + k) * CL + cloud) * 2 + arch) * 2 + boot) * 2 + checksum.
-    off["f_cloud"] = len(files)
+    files.section("f_cloud")
     for rb in range(n_rb):
         for k in range(max_k):
             version = release_version(rb, k)
@@ -986,9 +1077,8 @@ def _path_vocab(
                     for boot in ("tiny", "cloudinit"):
                         name = f"{cloud}_alpine-{version}-{arch}-{firmware}-{boot}-r0.{ext}"
                         size = 148_898_304 if boot == "tiny" else 214_958_080
-                        put(name, size + _stable_hash(name) % 4_000_000)
-                        put(name + ".sha512", 128 + 2 + len(name) + 1)
-    return prefix, files, np.array(sizes, dtype=np.int64), off
+                        files.put(name, size + _stable_hash(name) % 4_000_000)
+                        files.put(name + ".sha512", 128 + 2 + len(name) + 1)
 
 
 # --- Output vocabularies -------------------------------------------------------------------------
