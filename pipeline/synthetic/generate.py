@@ -1461,6 +1461,18 @@ GARBAGE = (  # raw bytes a log line can hold: binary junk, invalid UTF-8 (never 
 )
 
 
+@dataclass(frozen=True)
+class _Asked:
+    """What each line of a block asks for, before its path is filled in (codes per line)."""
+
+    typ: np.ndarray  # request type (T)
+    beh: np.ndarray  # the client's behaviour (BEH)
+    pb: np.ndarray  # branch as requested (path_branches)
+    rb: np.ndarray  # branch as resolved
+    arch: np.ndarray
+    hh: np.ndarray  # the heavy hitter asking, or -1
+
+
 @dataclass
 class _Cols:
     """Per-line codes while a block is being built."""
@@ -1506,9 +1518,7 @@ def _block(
     pb, rb, arch = _branch_and_arch(world, ctx, rng, client, hh)
     typ = _inverse_cdf(ctx.type_cdf, beh, rng.random(len(client)))
     cols = _Cols.empty(len(client))
-    _fill_tree(world, ctx, rng, cols, typ, beh, pb, rb, arch, hh)
-    _fill_release(world, ctx, rng, cols, typ, beh, pb, arch)
-    _fill_other(world, rng, cols, typ, beh, pb, arch)
+    _Paths(world, ctx, rng, cols, _Asked(typ, beh, pb, rb, arch, hh)).fill()
     body, head, purge = _responses(rng, cols, beh, fmt)
     proto = _inverse_cdf(PROTO_CDF, beh, rng.random(len(client)))
     # The columns both formats write; each adds its own and lays the line out.
@@ -1678,102 +1688,228 @@ def _encoded(lines: pl.Series, raw_lines: list[tuple[int, bytes]]) -> list[bytes
     return parts
 
 
-def _fill_tree(
-    world: _World,
-    ctx: _DayContext,
-    rng: np.random.Generator,
-    cols: _Cols,
-    typ: np.ndarray,
-    beh: np.ndarray,
-    pb: np.ndarray,
-    rb: np.ndarray,
-    arch: np.ndarray,
-    hh: np.ndarray,
-) -> None:
-    """Index and package requests: /alpine/<branch>/<repo>/<arch>/<file>."""
-    has_community = np.array(
-        [(b.major, b.minor) >= (3, 3) for b in world.branches] + [True], dtype=bool
-    )
-    index = np.flatnonzero(typ == T["apkindex"])
-    _fill_index(world, ctx, rng, cols, index, beh, pb, rb, arch, has_community)
-    packages = np.flatnonzero(typ == T["package"])
-    _fill_packages(world, rng, cols, packages, beh, pb, rb, arch, hh, has_community)
-    # A few requests for a branch/arch pair that does not exist (v3.16/main/riscv64): 404.
-    arch_ok = np.diff(ctx.arch_cdf, axis=1, prepend=0.0) > 0
-    both = np.concatenate([index, packages])
-    odd = both[rng.random(len(both)) < 0.003]
-    new_arch = rng.integers(0, len(ARCHES), len(odd))
-    missing = ~arch_ok[rb[odd], new_arch]
-    odd, new_arch = odd[missing], new_arch[missing]
-    cols.prefix[odd] += new_arch - arch[odd]
-    cols.status[odd] = 404
-    cols.big[odd] = False
+@dataclass
+class _Paths:
+    """Fills in the path (prefix and file), size, status and cache odds of each line of a block
+    from what it asks for, one kind of request at a time."""
 
+    world: _World
+    ctx: _DayContext
+    rng: np.random.Generator
+    cols: _Cols
+    asked: _Asked
 
-def _fill_index(
-    world: _World,
-    ctx: _DayContext,
-    rng: np.random.Generator,
-    cols: _Cols,
-    ix: np.ndarray,
-    beh: np.ndarray,
-    pb: np.ndarray,
-    rb: np.ndarray,
-    arch: np.ndarray,
-    has_community: np.ndarray,
-) -> None:
-    """APKINDEX.tar.gz of main or community (edge: testing too); apk's refreshes get 304s."""
-    n_r, n_a = len(REPOS), len(ARCHES)
-    u = rng.random(len(ix))
-    is_edge = rb[ix] == world.n_stable
-    repo = np.where(is_edge, np.searchsorted([0.5, 0.92], u, side="right"), (u >= 0.53) * 1)
-    repo = np.where(has_community[rb[ix]], repo, 0)
-    cols.prefix[ix] = world.off["p_tree"] + (pb[ix] * n_r + repo) * n_a + arch[ix]
-    cols.file[ix] = world.off["f_apkindex"]
-    cols.size[ix] = ctx.index_size[rb[ix], repo, arch[ix]]
-    cols.status[ix] = np.where(rng.random(len(ix)) < BEH_P304[beh[ix]], 304, 200)
-    cols.miss_p[ix] = np.where(is_edge, 0.1, 0.04)
+    def fill(self) -> None:
+        self.tree()
+        self.release()
+        self.other()
 
+    def tree(self) -> None:
+        """Index and package requests: /alpine/<branch>/<repo>/<arch>/<file>."""
+        has_community = np.array(
+            [(b.major, b.minor) >= (3, 3) for b in self.world.branches] + [True], dtype=bool
+        )
+        index = np.flatnonzero(self.asked.typ == T["apkindex"])
+        self.index(index, has_community)
+        packages = np.flatnonzero(self.asked.typ == T["package"])
+        self.packages(packages, has_community)
+        # A few requests for a branch/arch pair that does not exist (v3.16/main/riscv64): 404.
+        arch_ok = np.diff(self.ctx.arch_cdf, axis=1, prepend=0.0) > 0
+        both = np.concatenate([index, packages])
+        odd = both[self.rng.random(len(both)) < 0.003]
+        new_arch = self.rng.integers(0, len(ARCHES), len(odd))
+        missing = ~arch_ok[self.asked.rb[odd], new_arch]
+        odd, new_arch = odd[missing], new_arch[missing]
+        self.cols.prefix[odd] += new_arch - self.asked.arch[odd]
+        self.cols.status[odd] = 404
+        self.cols.big[odd] = False
 
-def _fill_packages(
-    world: _World,
-    rng: np.random.Generator,
-    cols: _Cols,
-    ix: np.ndarray,
-    beh: np.ndarray,
-    pb: np.ndarray,
-    rb: np.ndarray,
-    arch: np.ndarray,
-    hh: np.ndarray,
-    has_community: np.ndarray,
-) -> None:
-    """.apk downloads by popularity (heavy hitters fetch their own few), some of a superseded
-    version the mirror already deleted (404), and the odd PURGE."""
-    n_r, n_a = len(REPOS), len(ARCHES)
-    rbi = rb[ix]
-    is_edge = rbi == world.n_stable
-    u = rng.random(len(ix))
-    pkg = np.where(
-        is_edge,
-        np.searchsorted(world.pkg_cdf_edge, u, side="right"),
-        np.searchsorted(world.pkg_cdf_stable, u, side="right"),
-    )
-    pkg = np.minimum(pkg, world.n_pkg - 1)
-    m = hh[ix] >= 0
-    pkg[m] = world.hh_packages[rng.integers(0, len(world.hh_packages), int(m.sum()))]
-    repo = world.pkg_repo[pkg].astype(np.int64)
-    repo = np.where(has_community[rbi] | (repo != 1), repo, 0)
-    # A client with a stale index asks for a superseded file, which the mirror deleted.
-    stale = (rng.random(len(ix)) < 0.03) & ~m
-    cols.prefix[ix] = world.off["p_tree"] + (pb[ix] * n_r + repo) * n_a + arch[ix]
-    cols.file[ix] = world.off["f_pkg"] + (rbi * world.n_pkg + pkg) * 2 + stale
-    cols.size[ix] = (world.file_size[cols.file[ix]] * ARCH_SIZE[arch[ix]]).astype(np.int64)
-    u = rng.random(len(ix))
-    cols.status[ix] = np.where(stale, 404, np.where(u < 0.004, 304, 200))
-    cols.big[ix] = cols.size[ix] > 5_000_000
-    cols.miss_p[ix] = np.where(stale, 0.5, 0.01 + 0.45 * (pkg / world.n_pkg) ** 0.6)
-    purge = (beh[ix] == BEH["curl"]) & (rng.random(len(ix)) < 0.003)
-    cols.method[ix[purge]] = METHODS.index("PURGE")
+    def index(self, ix: np.ndarray, has_community: np.ndarray) -> None:
+        """APKINDEX.tar.gz of main or community (edge: testing too); apk's refreshes get 304s."""
+        n_r, n_a = len(REPOS), len(ARCHES)
+        u = self.rng.random(len(ix))
+        is_edge = self.asked.rb[ix] == self.world.n_stable
+        repo = np.where(is_edge, np.searchsorted([0.5, 0.92], u, side="right"), (u >= 0.53) * 1)
+        repo = np.where(has_community[self.asked.rb[ix]], repo, 0)
+        self.cols.prefix[ix] = (
+            self.world.off["p_tree"] + (self.asked.pb[ix] * n_r + repo) * n_a + self.asked.arch[ix]
+        )
+        self.cols.file[ix] = self.world.off["f_apkindex"]
+        self.cols.size[ix] = self.ctx.index_size[self.asked.rb[ix], repo, self.asked.arch[ix]]
+        self.cols.status[ix] = np.where(
+            self.rng.random(len(ix)) < BEH_P304[self.asked.beh[ix]], 304, 200
+        )
+        self.cols.miss_p[ix] = np.where(is_edge, 0.1, 0.04)
+
+    def packages(self, ix: np.ndarray, has_community: np.ndarray) -> None:
+        """.apk downloads by popularity (heavy hitters fetch their own few), some of a superseded
+        version the mirror already deleted (404), and the odd PURGE."""
+        n_r, n_a = len(REPOS), len(ARCHES)
+        rbi = self.asked.rb[ix]
+        is_edge = rbi == self.world.n_stable
+        u = self.rng.random(len(ix))
+        pkg = np.where(
+            is_edge,
+            np.searchsorted(self.world.pkg_cdf_edge, u, side="right"),
+            np.searchsorted(self.world.pkg_cdf_stable, u, side="right"),
+        )
+        pkg = np.minimum(pkg, self.world.n_pkg - 1)
+        m = self.asked.hh[ix] >= 0
+        pkg[m] = self.world.hh_packages[
+            self.rng.integers(0, len(self.world.hh_packages), int(m.sum()))
+        ]
+        repo = self.world.pkg_repo[pkg].astype(np.int64)
+        repo = np.where(has_community[rbi] | (repo != 1), repo, 0)
+        # A client with a stale index asks for a superseded file, which the mirror deleted.
+        stale = (self.rng.random(len(ix)) < 0.03) & ~m
+        self.cols.prefix[ix] = (
+            self.world.off["p_tree"] + (self.asked.pb[ix] * n_r + repo) * n_a + self.asked.arch[ix]
+        )
+        self.cols.file[ix] = self.world.off["f_pkg"] + (rbi * self.world.n_pkg + pkg) * 2 + stale
+        self.cols.size[ix] = (
+            self.world.file_size[self.cols.file[ix]] * ARCH_SIZE[self.asked.arch[ix]]
+        ).astype(np.int64)
+        u = self.rng.random(len(ix))
+        self.cols.status[ix] = np.where(stale, 404, np.where(u < 0.004, 304, 200))
+        self.cols.big[ix] = self.cols.size[ix] > 5_000_000
+        self.cols.miss_p[ix] = np.where(stale, 0.5, 0.01 + 0.45 * (pkg / self.world.n_pkg) ** 0.6)
+        purge = (self.asked.beh[ix] == BEH["curl"]) & (self.rng.random(len(ix)) < 0.003)
+        self.cols.method[ix[purge]] = METHODS.index("PURGE")
+
+    def release(self) -> None:
+        """Release artefacts under /alpine/<branch>/releases/: images, checksums, netboot, cloud."""
+        images = np.flatnonzero(
+            np.isin(self.asked.typ, [T["release"], T["checksum"], T["signature"]])
+        )
+        self.images(images)
+        ix = np.flatnonzero(self.asked.typ == T["release_index"])
+        rpb = _release_branch(self.world, self.ctx, self.rng, self.asked.pb[ix])
+        self.cols.prefix[ix] = self.world.off["p_rel"] + rpb * len(ARCHES) + self.asked.arch[ix]
+        self.cols.file[ix] = self.world.off["f_yaml"]
+        self.cols.size[ix] = (6113 * YAML_ARCH[self.asked.arch[ix]]).astype(np.int64)
+        self.netboot(np.flatnonzero(self.asked.typ == T["netboot"]))
+        self.cloud(np.flatnonzero(self.asked.typ == T["cloud"]))
+
+    def images(self, ix: np.ndarray) -> None:
+        """Release images (a flavour the arch has) and their .sha256, .sha512 and .asc; people in
+        browsers come from the downloads page."""
+        n_a, n_fl, k_max = len(ARCHES), len(FLAVORS), self.world.max_k
+        rpb = _release_branch(self.world, self.ctx, self.rng, self.asked.pb[ix])
+        rrb = self.ctx.pb_to_rb[rpb]
+        a = self.asked.arch[ix]
+        flavor = _inverse_cdf(
+            FLAVOR_CDF, BEH_FLAVOR_GROUP[self.asked.beh[ix]], self.rng.random(len(ix))
+        )
+        flavor = np.where(FLAVOR_OK[a, flavor], flavor, 0)
+        k = _release_patch(self.ctx, self.rng, rrb)
+        t = self.asked.typ[ix]
+        ext = np.where(
+            t == T["release"],
+            0,
+            np.where(t == T["signature"], 3, 1 + (self.rng.random(len(ix)) < 0.3)),
+        )
+        self.cols.prefix[ix] = self.world.off["p_rel"] + rpb * n_a + a
+        self.cols.file[ix] = self.world.off["f_rel"] + (
+            (((rrb * n_a + a) * n_fl + flavor) * k_max + k) * 4 + ext
+        )
+        self.cols.size[ix] = self.world.file_size[self.cols.file[ix]]
+        self.cols.big[ix] = ext == 0
+        old = k < self.ctx.patch_now[rrb]
+        self.cols.miss_p[ix] = np.where(ext == 0, 0.05 + 0.25 * old, 0.03)
+        people = (self.asked.beh[ix] == BEH["browser"]) & (self.rng.random(len(ix)) < 0.8)
+        self.cols.referer[ix[people]] = np.where(self.rng.random(int(people.sum())) < 0.93, 1, 4)
+
+    def netboot(self, ix: np.ndarray) -> None:
+        """netboot-<version>/ kernels, initramfs and modloops (none for mips64)."""
+        rpb = _release_branch(self.world, self.ctx, self.rng, self.asked.pb[ix])
+        rrb = self.ctx.pb_to_rb[rpb]
+        a = np.where(self.asked.arch[ix] == ARCHES.index("mips64"), 0, self.asked.arch[ix])
+        k = _release_patch(self.ctx, self.rng, rrb)
+        kfile = np.searchsorted(
+            NETBOOT_CDF / NETBOOT_CDF[-1], self.rng.random(len(ix)), side="right"
+        )
+        self.cols.prefix[ix] = self.world.off["p_rel"] + rpb * len(ARCHES) + a
+        self.cols.file[ix] = (
+            self.world.off["f_netboot"] + (rrb * self.world.max_k + k) * len(NETBOOT_FILES) + kfile
+        )
+        self.cols.size[ix] = self.world.file_size[self.cols.file[ix]]
+        self.cols.big[ix] = True
+        self.cols.miss_p[ix] = 0.15
+
+    def cloud(self, ix: np.ndarray) -> None:
+        """Cloud images under releases/cloud/ (branches that have them, else the newest)."""
+        k_max = self.world.max_k
+        rpb = _release_branch(self.world, self.ctx, self.rng, self.asked.pb[ix])
+        newest = (
+            self.ctx.newest
+            if self.ctx.newest < self.world.n_stable
+            else len(self.world.path_branches) - 1
+        )
+        rpb = np.where(self.ctx.has_cloud[self.ctx.pb_to_rb[rpb]], rpb, newest)
+        rrb = self.ctx.pb_to_rb[rpb]
+        k = _release_patch(self.ctx, self.rng, rrb)
+        cloud = np.searchsorted(CLOUD_CDF / CLOUD_CDF[-1], self.rng.random(len(ix)), side="right")
+        carch = (self.rng.random(len(ix)) < 0.2).astype(np.int64)
+        boot = (self.rng.random(len(ix)) < 0.5).astype(np.int64)
+        sig = (self.rng.random(len(ix)) < 0.15).astype(np.int64)
+        self.cols.prefix[ix] = self.world.off["p_cloud"] + rpb
+        self.cols.file[ix] = self.world.off["f_cloud"] + (
+            (((((rrb * k_max + k) * len(CLOUDS) + cloud) * 2 + carch) * 2 + boot) * 2) + sig
+        )
+        self.cols.size[ix] = self.world.file_size[self.cols.file[ix]]
+        self.cols.big[ix] = sig == 0
+        self.cols.miss_p[ix] = np.where(sig == 0, 0.2, 0.05)
+
+    def other(self) -> None:
+        """Mirror-root files, directory listings (autoindex) and paths outside the tree."""
+        off = self.world.off
+        n_r, n_a = len(REPOS), len(ARCHES)
+        for name, file, size in (
+            ("mirrors", "f_mirrors", 2663),
+            ("last_updated", "f_last_updated", 11),
+        ):
+            ix = np.flatnonzero(self.asked.typ == T[name])
+            self.cols.prefix[ix] = off["p_alpine"]
+            self.cols.file[ix] = off[file]
+            self.cols.size[ix] = size
+            cache_buster = (self.asked.beh[ix] == BEH["python"]) & (self.rng.random(len(ix)) < 0.1)
+            self.cols.query[ix[cache_buster]] = QUERIES.index("?nocache=1")
+
+        ix = np.flatnonzero(self.asked.typ == T["directory"])
+        u = self.rng.random(len(ix))
+        level = np.searchsorted([0.15, 0.35, 0.65], u, side="right")
+        repo = (self.rng.random(len(ix)) < 0.45).astype(np.int64)
+        self.cols.prefix[ix] = np.select(
+            [level == 0, level == 1, level == 2],
+            [
+                off["p_alpine"],
+                off["p_branch"] + self.asked.pb[ix],
+                off["p_repo"] + self.asked.pb[ix] * n_r + repo,
+            ],
+            off["p_tree"] + (self.asked.pb[ix] * n_r + repo) * n_a + self.asked.arch[ix],
+        )
+        self.cols.file[ix] = off["f_dir"]
+        listing = np.where(repo == 0, 310_000, 3_600_000) * ARCH_SIZE[self.asked.arch[ix]]
+        self.cols.size[ix] = np.select(
+            [level == 0, level == 1, level == 2], [3_500, 1_100, 900], listing
+        ).astype(np.int64)
+        self.cols.miss_p[ix] = 0.5
+        crawler = (self.asked.beh[ix] == BEH["crawler"]) & (self.rng.random(len(ix)) < 0.25)
+        self.cols.query[ix[crawler]] = self.rng.integers(1, 4, int(crawler.sum()))
+        people = (self.asked.beh[ix] == BEH["browser"]) & (self.rng.random(len(ix)) < 0.5)
+        self.cols.referer[ix[people]] = np.where(self.rng.random(int(people.sum())) < 0.8, 2, 3)
+
+        ix = np.flatnonzero(self.asked.typ == T["junk"])
+        j = np.minimum(
+            np.searchsorted(JUNK_CDF, self.rng.random(len(ix)), side="right"), len(JUNK) - 1
+        )
+        self.cols.prefix[ix] = off["p_root"]
+        self.cols.file[ix] = off["f_junk"] + j
+        self.cols.status[ix] = np.array([x[1] for x in JUNK])[j]
+        self.cols.size[ix] = np.array([x[2] for x in JUNK])[j]
+        post = self.rng.random(len(ix)) < np.array([x[4] for x in JUNK])[j]
+        self.cols.method[ix[post]] = METHODS.index("POST")
+        self.cols.miss_p[ix] = 1.0  # PASS or MISS, decided with the cache state
 
 
 def _release_branch(
@@ -1791,166 +1927,6 @@ def _release_patch(ctx: _DayContext, rng: np.random.Generator, rb: np.ndarray) -
     now = ctx.patch_now[rb]
     older = (rng.random(len(rb)) * (now + 1)).astype(np.int64)
     return np.where(rng.random(len(rb)) < 0.2, older, now)
-
-
-def _fill_release(
-    world: _World,
-    ctx: _DayContext,
-    rng: np.random.Generator,
-    cols: _Cols,
-    typ: np.ndarray,
-    beh: np.ndarray,
-    pb: np.ndarray,
-    arch: np.ndarray,
-) -> None:
-    """Release artefacts under /alpine/<branch>/releases/: images, checksums, netboot, cloud."""
-    images = np.flatnonzero(np.isin(typ, [T["release"], T["checksum"], T["signature"]]))
-    _fill_images(world, ctx, rng, cols, images, typ, beh, pb, arch)
-    ix = np.flatnonzero(typ == T["release_index"])
-    rpb = _release_branch(world, ctx, rng, pb[ix])
-    cols.prefix[ix] = world.off["p_rel"] + rpb * len(ARCHES) + arch[ix]
-    cols.file[ix] = world.off["f_yaml"]
-    cols.size[ix] = (6113 * YAML_ARCH[arch[ix]]).astype(np.int64)
-    _fill_netboot(world, ctx, rng, cols, np.flatnonzero(typ == T["netboot"]), pb, arch)
-    _fill_cloud(world, ctx, rng, cols, np.flatnonzero(typ == T["cloud"]), pb)
-
-
-def _fill_images(
-    world: _World,
-    ctx: _DayContext,
-    rng: np.random.Generator,
-    cols: _Cols,
-    ix: np.ndarray,
-    typ: np.ndarray,
-    beh: np.ndarray,
-    pb: np.ndarray,
-    arch: np.ndarray,
-) -> None:
-    """Release images (a flavour the arch has) and their .sha256, .sha512 and .asc; people in
-    browsers come from the downloads page."""
-    n_a, n_fl, k_max = len(ARCHES), len(FLAVORS), world.max_k
-    rpb = _release_branch(world, ctx, rng, pb[ix])
-    rrb = ctx.pb_to_rb[rpb]
-    a = arch[ix]
-    flavor = _inverse_cdf(FLAVOR_CDF, BEH_FLAVOR_GROUP[beh[ix]], rng.random(len(ix)))
-    flavor = np.where(FLAVOR_OK[a, flavor], flavor, 0)
-    k = _release_patch(ctx, rng, rrb)
-    t = typ[ix]
-    ext = np.where(
-        t == T["release"], 0, np.where(t == T["signature"], 3, 1 + (rng.random(len(ix)) < 0.3))
-    )
-    cols.prefix[ix] = world.off["p_rel"] + rpb * n_a + a
-    cols.file[ix] = world.off["f_rel"] + ((((rrb * n_a + a) * n_fl + flavor) * k_max + k) * 4 + ext)
-    cols.size[ix] = world.file_size[cols.file[ix]]
-    cols.big[ix] = ext == 0
-    old = k < ctx.patch_now[rrb]
-    cols.miss_p[ix] = np.where(ext == 0, 0.05 + 0.25 * old, 0.03)
-    people = (beh[ix] == BEH["browser"]) & (rng.random(len(ix)) < 0.8)
-    cols.referer[ix[people]] = np.where(rng.random(int(people.sum())) < 0.93, 1, 4)
-
-
-def _fill_netboot(
-    world: _World,
-    ctx: _DayContext,
-    rng: np.random.Generator,
-    cols: _Cols,
-    ix: np.ndarray,
-    pb: np.ndarray,
-    arch: np.ndarray,
-) -> None:
-    """netboot-<version>/ kernels, initramfs and modloops (none for mips64)."""
-    rpb = _release_branch(world, ctx, rng, pb[ix])
-    rrb = ctx.pb_to_rb[rpb]
-    a = np.where(arch[ix] == ARCHES.index("mips64"), 0, arch[ix])
-    k = _release_patch(ctx, rng, rrb)
-    kfile = np.searchsorted(NETBOOT_CDF / NETBOOT_CDF[-1], rng.random(len(ix)), side="right")
-    cols.prefix[ix] = world.off["p_rel"] + rpb * len(ARCHES) + a
-    cols.file[ix] = world.off["f_netboot"] + (rrb * world.max_k + k) * len(NETBOOT_FILES) + kfile
-    cols.size[ix] = world.file_size[cols.file[ix]]
-    cols.big[ix] = True
-    cols.miss_p[ix] = 0.15
-
-
-def _fill_cloud(
-    world: _World,
-    ctx: _DayContext,
-    rng: np.random.Generator,
-    cols: _Cols,
-    ix: np.ndarray,
-    pb: np.ndarray,
-) -> None:
-    """Cloud images under releases/cloud/ (branches that have them, else the newest)."""
-    k_max = world.max_k
-    rpb = _release_branch(world, ctx, rng, pb[ix])
-    newest = ctx.newest if ctx.newest < world.n_stable else len(world.path_branches) - 1
-    rpb = np.where(ctx.has_cloud[ctx.pb_to_rb[rpb]], rpb, newest)
-    rrb = ctx.pb_to_rb[rpb]
-    k = _release_patch(ctx, rng, rrb)
-    cloud = np.searchsorted(CLOUD_CDF / CLOUD_CDF[-1], rng.random(len(ix)), side="right")
-    carch = (rng.random(len(ix)) < 0.2).astype(np.int64)
-    boot = (rng.random(len(ix)) < 0.5).astype(np.int64)
-    sig = (rng.random(len(ix)) < 0.15).astype(np.int64)
-    cols.prefix[ix] = world.off["p_cloud"] + rpb
-    cols.file[ix] = world.off["f_cloud"] + (
-        (((((rrb * k_max + k) * len(CLOUDS) + cloud) * 2 + carch) * 2 + boot) * 2) + sig
-    )
-    cols.size[ix] = world.file_size[cols.file[ix]]
-    cols.big[ix] = sig == 0
-    cols.miss_p[ix] = np.where(sig == 0, 0.2, 0.05)
-
-
-def _fill_other(
-    world: _World,
-    rng: np.random.Generator,
-    cols: _Cols,
-    typ: np.ndarray,
-    beh: np.ndarray,
-    pb: np.ndarray,
-    arch: np.ndarray,
-) -> None:
-    """Mirror-root files, directory listings (autoindex) and paths outside the tree."""
-    off = world.off
-    n_r, n_a = len(REPOS), len(ARCHES)
-    for name, file, size in (
-        ("mirrors", "f_mirrors", 2663),
-        ("last_updated", "f_last_updated", 11),
-    ):
-        ix = np.flatnonzero(typ == T[name])
-        cols.prefix[ix] = off["p_alpine"]
-        cols.file[ix] = off[file]
-        cols.size[ix] = size
-        cache_buster = (beh[ix] == BEH["python"]) & (rng.random(len(ix)) < 0.1)
-        cols.query[ix[cache_buster]] = QUERIES.index("?nocache=1")
-
-    ix = np.flatnonzero(typ == T["directory"])
-    u = rng.random(len(ix))
-    level = np.searchsorted([0.15, 0.35, 0.65], u, side="right")
-    repo = (rng.random(len(ix)) < 0.45).astype(np.int64)
-    cols.prefix[ix] = np.select(
-        [level == 0, level == 1, level == 2],
-        [off["p_alpine"], off["p_branch"] + pb[ix], off["p_repo"] + pb[ix] * n_r + repo],
-        off["p_tree"] + (pb[ix] * n_r + repo) * n_a + arch[ix],
-    )
-    cols.file[ix] = off["f_dir"]
-    listing = np.where(repo == 0, 310_000, 3_600_000) * ARCH_SIZE[arch[ix]]
-    cols.size[ix] = np.select(
-        [level == 0, level == 1, level == 2], [3_500, 1_100, 900], listing
-    ).astype(np.int64)
-    cols.miss_p[ix] = 0.5
-    crawler = (beh[ix] == BEH["crawler"]) & (rng.random(len(ix)) < 0.25)
-    cols.query[ix[crawler]] = rng.integers(1, 4, int(crawler.sum()))
-    people = (beh[ix] == BEH["browser"]) & (rng.random(len(ix)) < 0.5)
-    cols.referer[ix[people]] = np.where(rng.random(int(people.sum())) < 0.8, 2, 3)
-
-    ix = np.flatnonzero(typ == T["junk"])
-    j = np.minimum(np.searchsorted(JUNK_CDF, rng.random(len(ix)), side="right"), len(JUNK) - 1)
-    cols.prefix[ix] = off["p_root"]
-    cols.file[ix] = off["f_junk"] + j
-    cols.status[ix] = np.array([x[1] for x in JUNK])[j]
-    cols.size[ix] = np.array([x[2] for x in JUNK])[j]
-    post = rng.random(len(ix)) < np.array([x[4] for x in JUNK])[j]
-    cols.method[ix[post]] = METHODS.index("POST")
-    cols.miss_p[ix] = 1.0  # PASS or MISS, decided with the cache state
 
 
 def _cache_and_timing(
