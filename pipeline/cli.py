@@ -191,8 +191,7 @@ def ingest(
                 bar.remove_task(task)
                 _print_result(result, as_json, size)
     finally:
-        if geo is not None:
-            geo.close()
+        geo.close()
     if failed:
         click.echo(f"dlcdn: {failed} of {len(files)} file(s) could not be ingested", err=True)
         sys.exit(1)

@@ -31,7 +31,7 @@ from pipeline.geo.privacy import SettingError
 PREFIX = "DLCDN_"
 CONFIG_ENV = "DLCDN_CONFIG"
 CONFIG_FILE = Path("dlcdn.toml")
-# The monthly egress budget (SPEC.md): Alpine's CDN serves about this much.
+# The monthly egress budget: about what Alpine's CDN serves in a month.
 DEFAULT_EGRESS_BUDGET_TB = 800.0
 
 NonNegativeFloat = Annotated[float, Field(ge=0)]

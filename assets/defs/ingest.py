@@ -33,8 +33,7 @@ def requests(context: dg.AssetExecutionContext, dlcdn: DlcdnResource) -> dg.Mate
     except InputError as e:
         raise dg.Failure(description=str(e), allow_retries=False) from None
     finally:
-        if geo is not None:
-            geo.close()
+        geo.close()
     context.log.info(_summary(result))
     return dg.MaterializeResult(metadata=ingest_metadata(result))
 
