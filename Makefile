@@ -5,7 +5,7 @@ SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-# Byte-compiled installs: without them `import great_expectations` alone takes ~16 s instead of ~6 s.
+# Byte-compiled installs: without them `import great_expectations` alone takes several times longer.
 export UV_COMPILE_BYTECODE := 1
 export DAGSTER_HOME ?= $(CURDIR)/dagster_home
 

@@ -1,8 +1,8 @@
 """`dlcdn demo`: a synthetic week through the real Dagster definitions, in-process.
 
 The landing sensor is evaluated as the daemon would, and every run it asks for is materialized
-in this process (a step per process costs ~4 s here), on the instance in DAGSTER_HOME when set, so
-`make dev` shows the demo's runs afterwards.
+in this process (a process per step costs seconds of start-up), on the instance in DAGSTER_HOME
+when set, so `make dev` shows the demo's runs afterwards.
 """
 
 import datetime as dt
@@ -15,14 +15,14 @@ import dagster as dg
 
 from assets.definitions import defs
 from assets.resources import DlcdnResource
+from pipeline import dates
 from pipeline.synthetic.generate import generate
 from pipeline.warehouse import queries
 
 
 def demo_week(today: dt.date | None = None) -> dt.date:
     """Monday of the last complete ISO week."""
-    today = today or dt.datetime.now(dt.UTC).date()
-    return today - dt.timedelta(days=today.weekday() + 7)
+    return dates.week_start(today or dates.today_utc()) - dt.timedelta(days=7)
 
 
 def _instance() -> dg.DagsterInstance:
@@ -94,6 +94,26 @@ def run_demo(
     week = demo_week()
     start = week + dt.timedelta(days=7 - days)
     echo(f"1/4 generating {days} day(s) of SYNTHETIC dl-cdn logs from {start} into {landing}")
+    _generate_logs(base, landing, start, days, lines_per_day)
+    ok = _run_everything(
+        _instance(), DlcdnResource(warehouse=str(wh_root), landing=str(landing)), week, echo
+    )
+    _show_results(wh_root, week, echo)
+    echo(
+        "demo "
+        + (
+            "finished: every asset materialized, every check passed"
+            if ok
+            else "FAILED: see the runs above"
+        )
+    )
+    return ok
+
+
+def _generate_logs(
+    base: Path, landing: Path, start: dt.date, days: int, lines_per_day: int
+) -> None:
+    """A Fastly log (gzip) and a mirror log a tenth its size, per day, into the landing folder."""
     generate(landing / "fastly", start, days, lines_per_day, fmt="fastly", seed=1, gzip=True)
     generate(
         landing / "mirror", start, days, max(lines_per_day // 10, 1000), fmt="combined", seed=2
@@ -104,8 +124,12 @@ def run_demo(
     ):  # the markers are not logs: keep them out of the landing folder
         (landing / sub / "SYNTHETIC.txt").replace(base / f"SYNTHETIC-{sub}.txt")
 
-    instance = _instance()
-    dlcdn = DlcdnResource(warehouse=str(wh_root), landing=str(landing))
+
+def _run_everything(
+    instance: dg.DagsterInstance, dlcdn: DlcdnResource, week: dt.date, echo: Callable[[str], None]
+) -> bool:
+    """The sensor's ingest runs, then the day runs it asks for, then the week's: as the daemon and
+    the schedules would. Whether every run and check passed."""
     echo("2/4 landing sensor -> ingest runs (requests, with their checks)")
     first = tick(instance, dlcdn, None)
     ok = all(
@@ -123,13 +147,15 @@ def run_demo(
             run_key=f"demo-week:{week}", partition_key=week.isoformat(), job_name="weekly_job"
         )
     ]
-    ok = ok and _all_ok(run_requested(instance, dlcdn, weekly, echo))
+    return ok and _all_ok(run_requested(instance, dlcdn, weekly, echo))
 
-    start, end = week, week + dt.timedelta(days=6)
+
+def _show_results(wh_root: Path, week: dt.date, echo: Callable[[str], None]) -> None:
+    """The week's traffic by day, and where the warehouse, runs, report and mail are."""
     frame = queries.run(
         wh_root,
         queries.sql_file("traffic_by_day"),
-        {"start": start.isoformat(), "end": end.isoformat()},
+        {"start": week.isoformat(), "end": (week + dt.timedelta(days=6)).isoformat()},
     )
     echo("\n-- sql/traffic_by_day.sql\n" + queries.format_frame(frame))
     echo(f"\nwarehouse:  {wh_root}  (duckdb {wh_root / 'warehouse.duckdb'})")
@@ -142,7 +168,7 @@ def run_demo(
     )
     echo(f"data docs:  {wh_root / 'data_docs' / 'index.html'}  (Great Expectations results)")
     echo(f"decisions:  {wh_root / 'decisions'}  (also: dlcdn placement, dlcdn budget)")
-    iso = f"{week.isocalendar().year}-W{week.isocalendar().week:02d}"
+    iso = dates.iso_week(week)
     echo(f"report:     {wh_root / 'reports' / iso / 'report.html'}")
     outbox = (
         "sent"
@@ -150,12 +176,3 @@ def run_demo(
         else "no DLCDN_SMTP_HOST set: the outbox is the result"
     )
     echo(f"mail:       {wh_root / 'outbox' / (iso + '.eml')}  ({outbox})")
-    echo(
-        "demo "
-        + (
-            "finished: every asset materialized, every check passed"
-            if ok
-            else "FAILED: see the runs above"
-        )
-    )
-    return ok

@@ -4,7 +4,8 @@ from pathlib import Path
 
 import dagster as dg
 
-from pipeline.ingest import enrich as enrich_setup
+from pipeline.geo.geoip import GeoIP
+from pipeline.ingest import enrich
 from pipeline.ingest.landing import Landing
 from pipeline.settings import Settings, load
 from pipeline.warehouse.store import Warehouse
@@ -29,6 +30,6 @@ class DlcdnResource(dg.ConfigurableResource):
     def open_warehouse(self) -> Warehouse:
         return Warehouse(self.warehouse_path())
 
-    def enrichment(self):  # type: ignore[no-untyped-def]
-        """(GeoIP or None, client-hash key) per settings; close the GeoIP when done."""
-        return enrich_setup.open_enrichment(self.settings())
+    def enrichment(self) -> tuple[GeoIP, bytes]:
+        """(GeoIP, client-hash key) per settings; close the GeoIP when done."""
+        return enrich.open_enrichment(self.settings())

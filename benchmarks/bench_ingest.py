@@ -74,7 +74,7 @@ lines = pl.scan_csv(sys.argv[1], has_header=False, separator="\x1f", quote_char=
 ips = (lines.select(pl.col("line").str.extract(r"^(\S+) ").alias("ip")).drop_nulls().unique()
        .collect()["ip"].to_list())
 s = load()
-geo = GeoIP.open(city=s.geoip_city, country=s.geoip_country, asn=s.geoip_asn)
+geo = GeoIP.from_settings(s)
 t = time.perf_counter(); geo.lookup(ips); g = time.perf_counter() - t
 t = time.perf_counter(); client_ids(ips, b"k" * 32); h = time.perf_counter() - t
 print(f"{len(ips)} distinct IPs, GeoIP {len(ips) / g:,.0f} lookups/s, hashing {len(ips) / h:,.0f}/s")

@@ -46,7 +46,7 @@ STAGES = ("read", "parse", "enrich", "write")
 CHILD_STAGES = r"""
 import json, resource, sys, time
 from pathlib import Path
-from pipeline.ingest import parse
+from pipeline.ingest import enrich, parse
 from pipeline.ingest.enrich import open_enrichment
 from pipeline.ingest.formats import detect_format
 from pipeline.ingest.reader import ReadState, iter_batches, sample_lines
@@ -62,7 +62,7 @@ path, root = Path(sys.argv[1]), Path(sys.argv[2])
 s = load()
 geo, key = open_enrichment(s)
 fmt = detect_format(str(path), sample_lines(path))
-ctx = parse.Context(file_id="0" * 24, source="bench", fmt=fmt, ip_key=key, geo=geo)
+ctx = enrich.Context(file_id="0" * 24, source="bench", fmt=fmt, ip_key=key, geo=geo)
 writer = PartitionWriter(new_staging(Warehouse(root), ctx.file_id), "requests", REQUESTS)
 spent = dict.fromkeys(("read", "parse", "enrich", "write"), 0.0)
 t0, w0 = cpu(), time.perf_counter()
@@ -72,15 +72,15 @@ rows = 0
 while batches:
     batch = batches.pop(0)
     t = cpu()
-    typed = parse.type_batch(batch, fmt)
+    fields = parse.parse_lines(batch, fmt)
     spent["parse"] += cpu() - t
     t = cpu()
-    parsed = parse.enrich_typed(typed, ctx)
+    rows_of_batch = enrich.enrich(fields, ctx)
     spent["enrich"] += cpu() - t
     t = cpu()
-    writer.write(parsed.requests)
+    writer.write(rows_of_batch.requests)
     spent["write"] += cpu() - t
-    rows += parsed.requests.height
+    rows += rows_of_batch.requests.height
 t = cpu()
 writer.close()
 spent["write"] += cpu() - t

@@ -6,12 +6,17 @@ import datetime as dt
 import json
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from pipeline import settings as settings_mod
 from pipeline.geo.privacy import SettingError
 from pipeline.ingest.reader import InputError
+from pipeline.settings import DEFAULT_EGRESS_BUDGET_TB
+
+if TYPE_CHECKING:
+    from pipeline.ingest.run import IngestResult
 
 
 class DlcdnGroup(click.Group):
@@ -150,7 +155,7 @@ def ingest(
 
     Prints per-file accounting: lines = blank + parsed + rejected, always.
     """
-    from pipeline.ingest import enrich as enrich_setup
+    from pipeline.ingest import enrich
     from pipeline.ingest.formats import resolve_format
     from pipeline.ingest.landing import local_marker
     from pipeline.ingest.run import expand_paths, ingest_file
@@ -165,7 +170,7 @@ def ingest(
         else:
             files.append(f)
     wh = Warehouse(s.warehouse)
-    geo, key = enrich_setup.open_enrichment(s)
+    geo, key = enrich.open_enrichment(s)
     failed = 0
     try:
         with _progress() as bar:
@@ -173,7 +178,7 @@ def ingest(
                 size = f.stat().st_size
                 task = bar.add_task(f.name[:40], total=None)
                 try:
-                    report = ingest_file(
+                    result = ingest_file(
                         f,
                         wh,
                         s,
@@ -190,10 +195,9 @@ def ingest(
                     failed += 1
                     continue
                 bar.remove_task(task)
-                _print_report(report, as_json, size)
+                _print_result(result, as_json, size)
     finally:
-        if geo is not None:
-            geo.close()
+        geo.close()
     if failed:
         click.echo(f"dlcdn: {failed} of {len(files)} file(s) could not be ingested", err=True)
         sys.exit(1)
@@ -206,7 +210,7 @@ def _task_progress(bar, task, name: str):  # type: ignore[no-untyped-def]
     return update
 
 
-def _print_report(r, as_json: bool, size: int) -> None:  # type: ignore[no-untyped-def]
+def _print_result(r: IngestResult, as_json: bool, size: int) -> None:
     if as_json:
         d = {k: v for k, v in vars(r).items()}
         click.echo(json.dumps(d, default=str))
@@ -314,15 +318,15 @@ def geoip(addresses: tuple[str, ...]) -> None:
     Databases come from DLCDN_GEOIP_CITY / DLCDN_GEOIP_COUNTRY / DLCDN_GEOIP_ASN, or the embedded
     DB-IP City Lite default.
     """
+    from pipeline.geo.addresses import normalise_ip
     from pipeline.geo.geoip import GeoIP
-    from pipeline.geo.privacy import normalise_ip
     from pipeline.warehouse import queries
 
     bad = [a for a in addresses if normalise_ip(a) is None]
     if bad:
         raise click.BadParameter(f"not an IP address: {', '.join(bad)}", param_hint="ADDRESSES")
     s = _settings()
-    with GeoIP.open(city=s.geoip_city, country=s.geoip_country, asn=s.geoip_asn) as geo:
+    with GeoIP.from_settings(s) as geo:
         described = geo.describe()
         if not described:
             click.echo("no GeoIP database in use: country and location stay NULL")
@@ -394,7 +398,7 @@ def placement(
     from pipeline.warehouse import queries
 
     s = _settings()
-    r = decisions.placement_report(
+    r = decisions.placement_table(
         s.warehouse,
         start.date() if start else None,
         end.date() if end else None,
@@ -430,14 +434,14 @@ def placement(
     "--budget-tb",
     type=float,
     default=None,
-    help="Monthly budget in TB (default: DLCDN_EGRESS_BUDGET_TB, 800).",
+    help=f"Monthly budget in TB (default: DLCDN_EGRESS_BUDGET_TB, {DEFAULT_EGRESS_BUDGET_TB:g}).",
 )
 def budget(budget_tb: float | None) -> None:
     """Egress per month: actuals, month-to-date projection, 6-month forecast vs budget, with backtest error."""
     from pipeline.decisions import tables as decisions
 
     s = _settings()
-    r = decisions.budget_report(
+    r = decisions.budget_table(
         s.warehouse,
         budget_tb if budget_tb is not None else s.egress_budget_tb,
         price_table=s.price_table,
@@ -455,14 +459,13 @@ def budget(budget_tb: float | None) -> None:
 @click.option("--force", is_flag=True, help="Send even if this week was already sent.")
 def report(week: str, send: bool, force: bool) -> None:
     """Build the weekly traffic report (HTML with charts, text, CSVs) and optionally mail it."""
-    from pipeline.report import build as report_mod
-    from pipeline.report import mail
+    from pipeline.report import build, mail
 
     s = _settings()
-    r = report_mod.build(s.warehouse, week, budget_tb=s.egress_budget_tb, price_table=s.price_table)
-    html = report_mod.write(r, Path(s.warehouse) / "reports" / week)
+    r = build.build_for(s, s.warehouse, week)
+    html = build.write(r, Path(s.warehouse) / "reports" / week)
     click.echo(f"{r.subject}\nreport: {html}")
-    message = report_mod.to_email(r, s.report_from, s.report_to)
+    message = build.to_email(r, s.report_from, s.report_to)
     outbox = Path(s.warehouse) / "outbox"
     if not send:
         click.echo(f"outbox: {mail.write_outbox(outbox, week, message)} (not sent; use --send)")

@@ -20,10 +20,10 @@ import pytest
 from netutil import free_port
 
 from assets.definitions import defs
+from assets.defs.ingest import requests as requests_asset
+from assets.defs.traffic import daily_traffic
 from assets.demo import run_requested, tick
-from assets.ingest import requests as requests_asset
 from assets.resources import DlcdnResource
-from assets.traffic import daily_traffic
 
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
@@ -184,7 +184,7 @@ def test_backfill_of_three_days_from_the_command_line(env, tmp_path: Path) -> No
             "--partition-range",
             "2026-11-16...2026-11-18",
         ],
-        cwd=REPO,
+        cwd=tmp_path,  # nothing the command writes may land in the repository
         env={**os.environ, "DLCDN_WAREHOUSE": dlcdn.warehouse},
         capture_output=True,
         text=True,
@@ -209,7 +209,7 @@ def _default_signals() -> None:
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
-def test_web_server_starts_on_localhost_and_stops_by_pid(env) -> None:  # type: ignore[no-untyped-def]
+def test_web_server_starts_on_localhost_and_stops_by_pid(env, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     port = free_port()
     proc = subprocess.Popen(
         [
@@ -221,7 +221,7 @@ def test_web_server_starts_on_localhost_and_stops_by_pid(env) -> None:  # type: 
             "-m",
             "assets.definitions",
         ],
-        cwd=REPO,
+        cwd=tmp_path,  # nothing the server writes may land in the repository
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         preexec_fn=_default_signals,
@@ -250,7 +250,7 @@ def test_web_server_starts_on_localhost_and_stops_by_pid(env) -> None:  # type: 
 def test_planted_bad_rows_fail_the_blocking_check(env) -> None:  # type: ignore[no-untyped-def]
     import polars as pl
 
-    from assets.checks import requests_quality
+    from assets.defs.checks import requests_quality
 
     instance, dlcdn, landing = env
     (landing / "bad.log").write_bytes(log_lines(dt.date(2026, 11, 16), 40))

@@ -12,7 +12,7 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
-from assets.decisions import egress_budget, mirror_placement
+from assets.defs.decisions import egress_budget, mirror_placement
 from assets.resources import DlcdnResource
 from pipeline.geo.geoip import GeoIP
 from pipeline.ingest.run import ingest_file

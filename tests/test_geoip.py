@@ -23,6 +23,8 @@ from shared_corpora import CORPORA, needs_corpora
 from pipeline import schema
 from pipeline.geo import geoip
 from pipeline.geo.geoip import GEO_COLUMNS, GEO_SCHEMA, GeoIP, GeoIPError
+from pipeline.ingest.enrich import Geolocator
+from pipeline.settings import Settings, load
 
 MAXMIND = CORPORA / "maxmind_test_mmdb"
 M49_CSV = Path(geoip.__file__).parents[1] / "data" / "un_m49.csv"
@@ -75,6 +77,11 @@ def test_geo_schema_is_the_warehouse_schema() -> None:
     # One schema, one source of truth: the geo columns are the warehouse's, same names and dtypes.
     assert tuple(GEO_SCHEMA.names()) == GEO_COLUMNS
     assert {name: schema.REQUESTS[name] for name in GEO_COLUMNS} == dict(GEO_SCHEMA)
+
+
+def test_geoip_is_the_geolocator_enrichment_expects() -> None:
+    # Enrichment is typed against the Geolocator protocol; GeoIP must keep satisfying it.
+    assert isinstance(GeoIP(), Geolocator)
 
 
 def test_empty_input_gives_an_empty_frame_with_the_schema(dbs: dict[str, Path]) -> None:
@@ -372,13 +379,13 @@ def test_describe_lists_every_database(dbs: dict[str, Path]) -> None:
     assert [db["role"] for db in described] == ["city", "asn"]
 
 
-def test_from_env_reads_the_three_settings(dbs: dict[str, Path]) -> None:
+def test_from_settings_reads_the_three_settings(dbs: dict[str, Path]) -> None:
     env = {
         "DLCDN_GEOIP_CITY": str(dbs["city-geoip2"]),
         "DLCDN_GEOIP_COUNTRY": str(dbs["country-dbip"]),
         "DLCDN_GEOIP_ASN": str(dbs["asn-geoip2"]),
     }
-    with GeoIP.from_env(env) as g:
+    with GeoIP.from_settings(load(env)) as g:
         described = {db["role"]: db for db in g.describe()}
         out = rows(g.lookup(["81.2.69.142"]))
     assert {role: db["setting"] for role, db in described.items()} == {
@@ -391,12 +398,15 @@ def test_from_env_reads_the_three_settings(dbs: dict[str, Path]) -> None:
     )
 
 
-def test_from_env_without_settings_uses_the_default(dbs: dict[str, Path], tmp_path: Path) -> None:
+def test_from_settings_without_a_database_uses_the_default(
+    dbs: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     # Rule: with no city/country setting, the embedded default city database (in DLCDN_DATA_DIR).
     (tmp_path / geoip.DEFAULT_CITY_FILE).write_bytes(dbs["city-dbip"].read_bytes())
-    env = {"DLCDN_DATA_DIR": str(tmp_path), "DLCDN_GEOIP_CITY": "  "}
-    assert geoip.default_city_db(env) == tmp_path / "dbip-city-lite.mmdb"
-    with GeoIP.from_env(env) as g:
+    monkeypatch.setenv("DLCDN_DATA_DIR", str(tmp_path))
+    env = {"DLCDN_GEOIP_CITY": ""}
+    assert geoip.default_city_db() == tmp_path / "dbip-city-lite.mmdb"
+    with GeoIP.from_settings(load(env)) as g:
         assert g.default_city
         (described,) = g.describe()
         assert rows(g.lookup(["81.2.69.142"]))["81.2.69.142"]["country"] == "GB"
@@ -404,18 +414,19 @@ def test_from_env_without_settings_uses_the_default(dbs: dict[str, Path], tmp_pa
     assert described["setting"] is None
     assert described["attribution"] == geoip.DBIP_ATTRIBUTION
     # An ASN database alone says nothing about places: the default still supplies them.
-    with GeoIP.from_env({**env, "DLCDN_GEOIP_ASN": str(dbs["asn-dbip"])}) as g:
+    with GeoIP.from_settings(load({**env, "DLCDN_GEOIP_ASN": str(dbs["asn-dbip"])})) as g:
         assert [db["role"] for db in g.describe()] == ["city", "asn"]
     # A country setting replaces the default.
-    with GeoIP.from_env({**env, "DLCDN_GEOIP_COUNTRY": str(dbs["country-dbip"])}) as g:
+    with GeoIP.from_settings(load({**env, "DLCDN_GEOIP_COUNTRY": str(dbs["country-dbip"])})) as g:
         assert [db["role"] for db in g.describe()] == ["country"]
 
 
 def test_without_any_database_everything_is_null(
-    tmp_path: Path, caplog: pytest.LogCaptureFixture
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.setenv("DLCDN_DATA_DIR", str(tmp_path))  # no default installed there
     with caplog.at_level(logging.WARNING, logger="pipeline.geo.geoip"):
-        g = GeoIP.from_env({"DLCDN_DATA_DIR": str(tmp_path)})
+        g = GeoIP.from_settings(Settings())
     assert "install-default" in caplog.text
     assert g.describe() == []
     assert g.lookup(["81.2.69.142"]).to_dicts() == [{"client": "81.2.69.142", **NULL_GEO}]
@@ -429,7 +440,7 @@ def test_default_city_db_location() -> None:
 def test_a_missing_file_names_the_setting(tmp_path: Path) -> None:
     missing = tmp_path / "nope" / "GeoLite2-City.mmdb"
     with pytest.raises(GeoIPError) as err:
-        GeoIP.from_env({"DLCDN_GEOIP_CITY": str(missing)})
+        GeoIP.from_settings(load({"DLCDN_GEOIP_CITY": str(missing)}))
     assert str(err.value) == f"DLCDN_GEOIP_CITY={missing}: cannot open (No such file or directory)"
 
 
@@ -453,10 +464,13 @@ def test_a_database_in_the_wrong_role_is_refused(dbs: dict[str, Path]) -> None:
         GeoIP.open(city=dbs["asn-dbip"])
 
 
-def test_a_corrupt_default_names_install_default(tmp_path: Path) -> None:
+def test_a_corrupt_default_names_install_default(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     (tmp_path / geoip.DEFAULT_CITY_FILE).write_bytes(b"truncated")
+    monkeypatch.setenv("DLCDN_DATA_DIR", str(tmp_path))
     with pytest.raises(GeoIPError, match=r"^default city database .*install-default"):
-        GeoIP.from_env({"DLCDN_DATA_DIR": str(tmp_path)})
+        GeoIP.from_settings(Settings())
 
 
 def test_close_is_idempotent(dbs: dict[str, Path]) -> None:

@@ -12,18 +12,20 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from pipeline.ingest import parse
+from pipeline.geo import addresses
+from pipeline.ingest import enrich
 from pipeline.ingest.formats import COMBINED, FASTLY, FastlyFormat, nginx_format, resolve_format
 from pipeline.ingest.reader import batch_from_bytes
+from pipeline.ingest.run import batch_rows
 
 KEY = b"k" * 32
 UTC = dt.UTC
 
 
-def run(lines: list[bytes] | bytes, fmt=COMBINED, keep_raw_ip: bool = False) -> parse.Parsed:
+def run(lines: list[bytes] | bytes, fmt=COMBINED, keep_raw_ip: bool = False) -> enrich.Rows:
     data = lines if isinstance(lines, bytes) else b"\n".join(lines) + b"\n"
-    ctx = parse.Context("f1", "test", fmt, KEY, keep_raw_ip=keep_raw_ip)
-    return parse.parse_batch(batch_from_bytes(data), ctx)
+    ctx = enrich.Context("f1", "test", fmt, KEY, keep_raw_ip=keep_raw_ip)
+    return batch_rows(batch_from_bytes(data), ctx)
 
 
 def one(line: bytes, fmt=COMBINED) -> dict:
@@ -301,17 +303,17 @@ def test_reject_raw_masks_addresses_and_keeps_text() -> None:
 
 def test_masking_mixed_ipv6_notation_is_stable() -> None:
     # found by hypothesis: '::ffff:0:0' masked to '::ffff:0.0.0.0', and a second pass broke it
-    assert parse.mask_ip_text("::ffff:0:0") == "::ffff:0.0.0.0"
+    assert addresses.mask_ip_text("::ffff:0:0") == "::ffff:0.0.0.0"
     assert (
-        parse.mask_ip_text("::ffff:192.0.2.77 and 64:ff9b::203.0.113.9")
+        addresses.mask_ip_text("::ffff:192.0.2.77 and 64:ff9b::203.0.113.9")
         == "::ffff:192.0.2.0 and 64:ff9b::"
     )
 
 
 def test_masking_a_cut_ipv6_address_keeps_48_bits() -> None:
     # found in the make demo warehouse: a truncated line ended inside an IPv6 client address
-    assert parse.mask_ip_text("2403:edc0:3f17:1598") == "2403:edc0:3f17::"
-    assert parse.mask_ip_text("[20/Nov/2026:10:00:00 +0000]") == "[20/Nov/2026:10:00:00 +0000]"
+    assert addresses.mask_ip_text("2403:edc0:3f17:1598") == "2403:edc0:3f17::"
+    assert addresses.mask_ip_text("[20/Nov/2026:10:00:00 +0000]") == "[20/Nov/2026:10:00:00 +0000]"
 
 
 def test_a_nul_inside_the_client_is_a_client_not_a_crash() -> None:
@@ -341,8 +343,8 @@ def test_client_id_is_keyed_and_stable() -> None:
     line = b'203.0.113.7 - - [20/Nov/2026:10:00:00 +0000] "GET / HTTP/1.1" 200 1 "-" "-"'
     a = one(line)["client_id"]
     assert a == one(line)["client_id"]
-    ctx = parse.Context("f1", "test", COMBINED, b"other-key" * 4)
-    b = parse.parse_batch(batch_from_bytes(line + b"\n"), ctx).requests["client_id"][0]
+    ctx = enrich.Context("f1", "test", COMBINED, b"other-key" * 4)
+    b = batch_rows(batch_from_bytes(line + b"\n"), ctx).requests["client_id"][0]
     assert a != b
     # IPv4-mapped IPv6 is the same client as the IPv4 address
     mapped = one(line.replace(b"203.0.113.7", b"::ffff:203.0.113.7"))["client_id"]
@@ -453,7 +455,7 @@ def _facts(keys: pl.Series) -> pl.DataFrame:
 
 
 def test_fact_cache_computes_each_key_once_and_answers_every_batch() -> None:
-    cache = parse.FactCache("k", max_rows=1_000)
+    cache = enrich.FactCache("k", max_rows=1_000)
     seen: list[str] = []
 
     def compute(keys: pl.Series) -> pl.DataFrame:
@@ -469,7 +471,7 @@ def test_fact_cache_computes_each_key_once_and_answers_every_batch() -> None:
 
 
 def test_fact_cache_starts_over_past_its_bound() -> None:
-    cache = parse.FactCache("k", max_rows=3)
+    cache = enrich.FactCache("k", max_rows=3)
     calls: list[list[str]] = []
 
     def compute(keys: pl.Series) -> pl.DataFrame:
@@ -486,7 +488,7 @@ def test_fact_cache_starts_over_past_its_bound() -> None:
 
 def test_fact_cache_stays_in_few_chunks_over_many_batches() -> None:
     # Probing a frame of many chunks costs several times more; each batch adds one.
-    cache = parse.FactCache("k")
+    cache = enrich.FactCache("k")
     for b in range(200):
         keys = pl.Series([f"k{b}-{i}" for i in range(50)] + ["k0-0"])
         got = cache.lookup(keys, _facts)
@@ -500,7 +502,7 @@ def test_fact_cache_stays_in_few_chunks_over_many_batches() -> None:
 def test_fact_cache_keeps_one_row_per_key_under_concurrent_batches() -> None:
     import threading
 
-    cache = parse.FactCache("k")
+    cache = enrich.FactCache("k")
     barrier = threading.Barrier(4)
 
     def compute(keys: pl.Series) -> pl.DataFrame:

@@ -11,7 +11,7 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from pipeline.geo import privacy
+from pipeline.geo import addresses, privacy
 from pipeline.ingest.run import ingest_file
 from pipeline.settings import Settings
 from pipeline.synthetic.generate import generate
@@ -54,8 +54,8 @@ def test_key_from_environment_and_too_short(tmp_path: Path, monkeypatch) -> None
     ],
 )
 def test_normalise_and_network(text: str, normal: str, net: str) -> None:
-    assert privacy.normalise_ip(text) == normal
-    assert privacy.network_of(normal) == net
+    assert addresses.normalise_ip(text) == normal
+    assert addresses.network_of(normal) == net
 
 
 # rule: not an address -> None; ':\x00' (a NUL inside) once crashed inet_pton (found by hypothesis)
@@ -63,7 +63,7 @@ def test_normalise_and_network(text: str, normal: str, net: str) -> None:
     "text", ["monitoring-server", "-", "999.1.1.1", "1.2.3", "", ":\x00", "::1\x00"]
 )
 def test_not_addresses(text: str) -> None:
-    assert privacy.normalise_ip(text) is None
+    assert addresses.normalise_ip(text) is None
 
 
 def _string_values(root: Path) -> str:

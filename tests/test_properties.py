@@ -13,9 +13,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from pipeline import alpine
-from pipeline.geo import privacy
+from pipeline.geo import addresses
+from pipeline.geo.addresses import mask_ip_text
 from pipeline.ingest.formats import nginx_format
-from pipeline.ingest.parse import mask_ip_text
 from pipeline.ingest.reader import batch_from_bytes
 from pipeline.schema import ARCHES, CLIENT_KINDS, FILE_KINDS
 
@@ -84,11 +84,11 @@ def test_client_kind_is_known_or_null(ua: str | None) -> None:
 @settings(max_examples=300, deadline=None)
 @given(st.one_of(st.ip_addresses().map(str), st.text(max_size=40)))
 def test_normalise_ip_gives_addresses_or_none(text: str) -> None:
-    ip = privacy.normalise_ip(text)
+    ip = addresses.normalise_ip(text)
     if ip is not None:
         addr = ipaddress.ip_address(ip)
-        assert privacy.normalise_ip(ip) == ip  # canonical
-        net = ipaddress.ip_network(privacy.network_of(ip))
+        assert addresses.normalise_ip(ip) == ip  # canonical
+        net = ipaddress.ip_network(addresses.network_of(ip))
         assert addr in net and net.prefixlen == (24 if addr.version == 4 else 48)
 
 

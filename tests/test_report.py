@@ -10,14 +10,15 @@ import shutil
 import subprocess
 from pathlib import Path
 
+import mmdb_factory as factory
 import polars as pl
 import pytest
 from netutil import free_port
 
-from pipeline.geo.geoip import GeoIP
+from pipeline.geo.geoip import DBIP_ATTRIBUTION, GEOLITE2_ATTRIBUTION, GeoIP
 from pipeline.ingest.run import ingest_file
 from pipeline.report import build as report
-from pipeline.settings import Settings
+from pipeline.settings import Settings, load
 from pipeline.synthetic.generate import generate
 from pipeline.warehouse import queries
 from pipeline.warehouse.store import Warehouse
@@ -39,11 +40,12 @@ def wh(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def rep(wh: Path) -> report.Report:
-    return report.build(wh, WEEK)
+def rep(wh: Path) -> report.WeeklyReport:
+    with GeoIP.open() as geo:  # the embedded default, DB-IP City Lite
+        return report.build(wh, WEEK, attributions=geo.attributions())
 
 
-def test_headline_numbers_come_from_sql(rep: report.Report, wh: Path) -> None:
+def test_headline_numbers_come_from_sql(rep: report.WeeklyReport, wh: Path) -> None:
     truth = queries.run(
         wh,
         "SELECT count(*) AS n, sum(bytes) AS b FROM requests WHERE date BETWEEN '2026-11-09' AND '2026-11-15'",
@@ -54,7 +56,7 @@ def test_headline_numbers_come_from_sql(rep: report.Report, wh: Path) -> None:
     assert re.fullmatch(r"[+-]\d+\.\d%", str(rep.numbers["requests_change"]))
 
 
-def test_sections_charts_tables_and_attribution(rep: report.Report) -> None:
+def test_sections_charts_tables_and_attribution(rep: report.WeeklyReport) -> None:
     for section in (
         "Where the demand comes from",
         "Architectures (CI hardware)",
@@ -72,12 +74,12 @@ def test_sections_charts_tables_and_attribution(rep: report.Report) -> None:
         assert png.startswith(b"\x89PNG\r\n\x1a\n") and f'src="cid:{cid}"' in rep.html
     assert set(re.findall(r'src="cid:([^"]+)"', rep.html)) == set(rep.images)
     assert "<script" not in rep.html.lower()
-    assert report.ATTRIBUTION in rep.html and report.ATTRIBUTION in rep.text
+    assert DBIP_ATTRIBUTION in rep.html and DBIP_ATTRIBUTION in rep.text
     for name, data in rep.attachments.items():
         assert name.startswith(WEEK) and pl.read_csv(io.BytesIO(data)).height >= 1
 
 
-def test_latency_cost_frontier_section(rep: report.Report) -> None:
+def test_latency_cost_frontier_section(rep: report.WeeklyReport) -> None:
     # rule: the frontier is charted, tabled and attached; cheaper rows are slower, each step buys
     # at least the minimum gain
     assert "Latency for the money" in rep.html and "LATENCY FOR THE MONEY" in rep.text
@@ -90,7 +92,22 @@ def test_latency_cost_frontier_section(rep: report.Report) -> None:
     assert f"{costs[-1]:,}" in rep.html
 
 
-def test_mail_structure(rep: report.Report) -> None:
+def test_footer_credits_the_geoip_databases_in_use(wh: Path, tmp_path: Path) -> None:
+    # Rule: the footer credits the databases the settings select, as their licences ask: with a
+    # MaxMind GeoLite2 city database MaxMind's line and not the default's DB-IP one; one line each.
+    city = factory.write_city(tmp_path / "GeoLite2-City.mmdb", "geoip2")
+    asn = factory.write_asn(tmp_path / "dbip-asn-lite.mmdb", "dbip")
+    maxmind = report.build_for(load({"DLCDN_GEOIP_CITY": str(city)}), wh, WEEK)
+    for out in (maxmind.text, maxmind.html):
+        assert GEOLITE2_ATTRIBUTION in out and DBIP_ATTRIBUTION not in out
+    both = report.build_for(
+        load({"DLCDN_GEOIP_CITY": str(city), "DLCDN_GEOIP_ASN": str(asn)}), wh, WEEK
+    )
+    assert both.text.endswith(f"\n{GEOLITE2_ATTRIBUTION}.\n{DBIP_ATTRIBUTION}.")
+    assert f"{GEOLITE2_ATTRIBUTION}.<br>{DBIP_ATTRIBUTION}." in both.html
+
+
+def test_mail_structure(rep: report.WeeklyReport) -> None:
     msg = report.to_email(rep, "dlcdn@example.org", ("team@example.org",))
     assert msg.get_content_type() == "multipart/mixed"
     alternative = next(
@@ -107,7 +124,7 @@ def test_mail_structure(rep: report.Report) -> None:
     assert len(csvs) == len(rep.attachments)
 
 
-def test_renders_in_headless_chromium(rep: report.Report, tmp_path: Path) -> None:
+def test_renders_in_headless_chromium(rep: report.WeeklyReport, tmp_path: Path) -> None:
     from PIL import Image
 
     chromium = shutil.which("chromium")
@@ -229,7 +246,7 @@ def test_report_is_mailed_exactly_once_over_real_smtp(wh: Path) -> None:
     }
     assert len(pngs) >= 4 and all(f"cid:{cid}" in html for cid in pngs)
     assert all(data.startswith(b"\x89PNG") for data in pngs.values())
-    assert "DATA QUALITY" in text and report.ATTRIBUTION in text
+    assert "DATA QUALITY" in text and DBIP_ATTRIBUTION in text  # the default database
     assert (
         not (wh / "outbox" / f"{WEEK}.eml").exists()
         and (wh / "outbox" / "sent" / f"{WEEK}.json").exists()
@@ -241,7 +258,7 @@ def test_a_failed_send_fails_the_dagster_run(
 ) -> None:
     import dagster as dg
 
-    from assets.report import weekly_report, weekly_report_email
+    from assets.defs.report import weekly_report, weekly_report_email
     from assets.resources import DlcdnResource
 
     work = tmp_path / "wh"

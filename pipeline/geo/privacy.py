@@ -1,4 +1,4 @@
-"""Client identity without personal data: a keyed hash of the IP and its network prefix.
+"""Client identity without personal data: a keyed hash of the IP address.
 
 `client_id` is a keyed 64-bit BLAKE2b hash of the normalised address, so counts of distinct clients
 work while the address itself is never written (unless the raw-IP opt-in is set). The key is the
@@ -8,19 +8,18 @@ Geolocation happens before hashing, on the address itself.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
-import re
 import secrets
-import socket
 import sys
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
+from pipeline import files
+
 KEY_ENV = "DLCDN_IP_KEY"
 MIN_KEY_CHARS = 16
-
-_IPV4 = re.compile(r"^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$")
 
 
 class SettingError(ValueError):
@@ -34,24 +33,22 @@ def key_file() -> Path:
 
 def load_ip_key(env: Mapping[str, str] | None = None, announce: bool = True) -> bytes:
     """The hash key: `DLCDN_IP_KEY`, else a key generated once into the user's config dir."""
-    value = (os.environ if env is None else env).get(KEY_ENV)
+    return ip_key((os.environ if env is None else env).get(KEY_ENV), announce)
+
+
+def ip_key(value: str | None, announce: bool = True) -> bytes:
+    """The hash key from a `DLCDN_IP_KEY` value; None: the key file (generated the first time)."""
     if value is not None:
         if len(value) < MIN_KEY_CHARS:
             raise SettingError(f"{KEY_ENV} is too short: use at least {MIN_KEY_CHARS} characters")
         return _derive(value)
     path = key_file()
     if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(f".tmp{os.getpid()}")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w") as f:
-            f.write(secrets.token_hex(32) + "\n")
-        try:
-            os.link(tmp, path)  # never overwrite a key another process created meanwhile
-        except FileExistsError:
-            pass
-        finally:
-            tmp.unlink()
+        # Never overwrite a key another process created meanwhile: theirs stands.
+        with contextlib.suppress(FileExistsError), files.atomic_path(path, replace=False) as tmp:
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w") as f:
+                f.write(secrets.token_hex(32) + "\n")
         if announce:
             print(
                 f"dlcdn: {KEY_ENV} is not set; generated a client-hash key in {path} (mode 0600). "
@@ -64,38 +61,6 @@ def load_ip_key(env: Mapping[str, str] | None = None, announce: bool = True) -> 
 def _derive(secret: str) -> bytes:
     # BLAKE2b takes keys of at most 64 bytes; a secret of any length maps to one.
     return hashlib.blake2b(secret.encode(), digest_size=32, person=b"dlcdn-ip-key").digest()
-
-
-_V4_MAPPED = b"\x00" * 10 + b"\xff\xff"
-
-
-def normalise_ip(client: str) -> str | None:
-    """The canonical text of an IP address (IPv4-mapped IPv6 as IPv4), or None if not an address.
-
-    Leading zeros in IPv4 are read as decimal (never octal), as nginx and Apache write them.
-    """
-    m = _IPV4.match(client)
-    if m:
-        if all(int(o) <= 255 for o in m.groups()):
-            return ".".join(str(int(o)) for o in m.groups())
-        return None
-    if ":" not in client:
-        return None
-    try:
-        packed = socket.inet_pton(socket.AF_INET6, client.strip("[]").split("%", 1)[0])
-    except (OSError, ValueError):  # ValueError: an embedded NUL
-        return None
-    if packed[:12] == _V4_MAPPED:
-        return socket.inet_ntop(socket.AF_INET, packed[12:])
-    return socket.inet_ntop(socket.AF_INET6, packed)
-
-
-def network_of(ip: str) -> str:
-    """The /24 (IPv4) or /48 (IPv6) prefix of a normalised address, as text."""
-    if ":" not in ip:
-        return ip.rsplit(".", 1)[0] + ".0/24"
-    packed = socket.inet_pton(socket.AF_INET6, ip)
-    return socket.inet_ntop(socket.AF_INET6, packed[:6] + b"\x00" * 10) + "/48"
 
 
 def client_ids(values: Iterable[str], key: bytes) -> list[int]:

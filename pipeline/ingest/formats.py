@@ -93,6 +93,20 @@ DEFAULT_FASTLY_KEYS: dict[str, tuple[str, ...]] = {
 }
 
 
+def _pop_from_host(out: pl.DataFrame) -> pl.DataFrame:
+    """`pop` from the syslog host (cache-iad-kiad7000128 is in POP IAD) for the objects that name
+    none; drops `__head`. Only those rows: most logs name the POP in the JSON, and reading the
+    host costs a regex per line."""
+    rows = (out["pop"].is_null() & out["reason"].is_null()).arg_true()
+    pop = out["pop"]
+    if len(rows):
+        host = syslog_host(pl.col("__head")).str.extract(r"^cache-([a-z]{3})\d*-")
+        found = out[rows].select(host.str.to_uppercase())
+        pop = pop.scatter(rows, found.to_series())
+    out = out.with_columns(pop).drop("__head")
+    return out.with_columns(_str_or_null(pl.col("pop")).alias("pop"))
+
+
 def _str_or_null(e: pl.Expr) -> pl.Expr:
     """`-` and empty strings are how logs write "unknown": they become null."""
     return pl.when(e.is_in(["-", ""])).then(None).otherwise(e)
@@ -373,33 +387,6 @@ class FastlyFormat(LogFormat):
     def _decode(self, framed: pl.DataFrame) -> pl.DataFrame:
         # Decoded once into a struct column; every field is then taken from it.
         decoded = pl.col("__json").str.json_decode(_key_tree(self.keys)).alias("__doc")
-        doc = pl.col("__doc")
-
-        def pick(name: str) -> pl.Expr:
-            paths = self.keys.get(name, ())
-            if not paths:
-                return pl.lit(None, pl.String)
-            return pl.coalesce([_field_path(doc, p) for p in paths])
-
-        elapsed = pl.coalesce(
-            pick("elapsed_ms").cast(pl.Float64, strict=False),
-            pick("elapsed_us").cast(pl.Float64, strict=False) / 1000.0,
-        )
-        cols = {
-            "time": pick("time"),
-            "client": pick("client"),
-            "request": pl.lit(None, pl.String),
-            "method": pick("method"),
-            "url": pick("url"),
-            "protocol": pick("protocol"),
-            "status": pick("status"),
-            "bytes": pick("bytes"),
-            "referer": _str_or_null(pick("referer")),
-            "user_agent": _str_or_null(pick("user_agent")),
-            "pop": pick("pop"),
-            "cache_state": _str_or_null(pick("cache_state")),
-            "elapsed_ms": elapsed.cast(pl.String),
-        }
         reason: pl.Expr
         if "__bad" in framed.columns:
             reason = (
@@ -416,22 +403,42 @@ class FastlyFormat(LogFormat):
             .select(
                 "line_no",
                 "raw",
-                *(e.alias(k) for k, e in cols.items()),
+                *(e.alias(k) for k, e in self._fields(pl.col("__doc")).items()),
                 reason.otherwise(None).alias("reason"),
                 "__head",
             )
             .collect(engine="streaming")
         )
-        # The syslog host cache-iad-kiad7000128 is in POP IAD: read for the objects that name no
-        # POP only (most logs name it in the JSON, and the host costs a regex per line).
-        rows = (out["pop"].is_null() & out["reason"].is_null()).arg_true()
-        pop = out["pop"]
-        if len(rows):
-            host = syslog_host(pl.col("__head")).str.extract(r"^cache-([a-z]{3})\d*-")
-            found = out[rows].select(host.str.to_uppercase())
-            pop = pop.scatter(rows, found.to_series())
-        out = out.with_columns(pop).drop("__head")
-        return out.with_columns(_str_or_null(pl.col("pop")).alias("pop"))
+        return _pop_from_host(out)
+
+    def _fields(self, doc: pl.Expr) -> dict[str, pl.Expr]:
+        """Each field (as text) from the decoded object: the first of its key paths present."""
+
+        def pick(name: str) -> pl.Expr:
+            paths = self.keys.get(name, ())
+            if not paths:
+                return pl.lit(None, pl.String)
+            return pl.coalesce([_field_path(doc, p) for p in paths])
+
+        elapsed = pl.coalesce(
+            pick("elapsed_ms").cast(pl.Float64, strict=False),
+            pick("elapsed_us").cast(pl.Float64, strict=False) / 1000.0,
+        )
+        return {
+            "time": pick("time"),
+            "client": pick("client"),
+            "request": pl.lit(None, pl.String),
+            "method": pick("method"),
+            "url": pick("url"),
+            "protocol": pick("protocol"),
+            "status": pick("status"),
+            "bytes": pick("bytes"),
+            "referer": _str_or_null(pick("referer")),
+            "user_agent": _str_or_null(pick("user_agent")),
+            "pop": pick("pop"),
+            "cache_state": _str_or_null(pick("cache_state")),
+            "elapsed_ms": elapsed.cast(pl.String),
+        }
 
     def matches(self, sample: Sequence[str]) -> int:
         n = 0

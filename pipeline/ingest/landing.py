@@ -10,7 +10,6 @@ the parser reads it exactly as a local file (same fingerprint, same accounting).
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import shutil
 import tempfile
 from collections.abc import Iterator
@@ -19,9 +18,8 @@ from pathlib import Path, PurePosixPath
 
 import pyarrow.fs as pafs
 
-from pipeline.ingest.reader import InputError, file_fingerprint
-
-BLOCK = 8 << 20
+from pipeline.ingest.fingerprint import file_fingerprint, fingerprint
+from pipeline.ingest.reader import BLOCK_BYTES, InputError
 
 # `dlcdn generate` marks each folder it writes with this file, for people to see: it is not a log,
 # so ingest and the landing sensor pass over it (and say so) rather than fail on it. A file of
@@ -105,15 +103,12 @@ class Landing:
         return None if self.remote else Path(self.root) / rel
 
     def fingerprint(self, rel: str) -> str:
-        """The content fingerprint, the same as `reader.file_fingerprint` of a local copy."""
+        """The content fingerprint, the same as `file_fingerprint` of a local copy."""
         local = self.local_path(rel)
         if local is not None:
             return file_fingerprint(local)[0]
-        h = hashlib.blake2b(digest_size=12)
         with self.fs.open_input_stream(f"{self.root}/{rel}") as f:
-            while block := f.read(BLOCK):
-                h.update(block)
-        return h.hexdigest()
+            return fingerprint(f)[0]
 
     @contextlib.contextmanager
     def open_local(self, rel: str) -> Iterator[Path]:
@@ -131,7 +126,7 @@ class Landing:
                     self.fs.open_input_stream(f"{self.root}/{rel}") as src,
                     open(dest, "wb") as out,
                 ):
-                    shutil.copyfileobj(src, out, BLOCK)
+                    shutil.copyfileobj(src, out, BLOCK_BYTES)
             except OSError as e:
                 raise InputError(f"{self.location}/{rel}: cannot read ({e})") from None
             yield dest

@@ -16,32 +16,32 @@ from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import cast
+from typing import Any, cast
 
 import polars as pl
 
-from pipeline.geo import privacy
-from pipeline.ingest import parse
+from pipeline import dates
+from pipeline.ingest import enrich, parse
+from pipeline.ingest.fingerprint import file_fingerprint
 from pipeline.ingest.formats import FASTLY, FastlyFormat, LogFormat, detect_format, resolve_format
 from pipeline.ingest.reader import (
     Batch,
     InputError,
     ReadState,
-    file_fingerprint,
     iter_batches,
     sample_lines,
 )
-from pipeline.schema import RAW_IP_COLUMN, REJECTS, REQUESTS
+from pipeline.schema import INGESTED_FILES, RAW_IP_COLUMN, REJECTS, REQUESTS
 from pipeline.settings import Settings
-from pipeline.warehouse.store import PartitionWriter, Warehouse, new_staging
+from pipeline.warehouse.store import PartitionWriter, StagedFile, Warehouse, new_staging
 
 # Rejects before the file's first parsed line wait for its date; past this many they take the
 # ingest date, so that a file of garbage cannot hold memory.
 MAX_PENDING_REJECTS = 100_000
 
 # Two parser threads match the two cores of the reference server; two batches of 8 MiB in flight
-# keep peak RSS under 1 GiB (most of it allocator caches, the fact caches and the mapped GeoIP
-# database; see README.md, "Performance and scale").
+# keep peak memory bounded whatever the file (most of it is allocator caches, the fact caches and
+# the mapped GeoIP database; docs/performance.md has the figures).
 PARSE_THREADS = 2
 PARSE_AHEAD = 2
 
@@ -60,12 +60,9 @@ def release_free_heap() -> None:
     """Returns the free pages inside glibc's heap to the system (elsewhere: nothing to do).
 
     Blocks of 8 MiB and the arrays built on them come and go in the C heap, which fragments it:
-    pages freed between live allocations stayed resident, and RSS grew with the input (906 ->
-    1,684 MiB from the first tenth to the end of a 234M-line file; trimmed after each batch,
-    791 -> 910 MiB, peak 964). A fixed mmap threshold kept RSS as flat, but mapping every large
-    buffer afresh cost 14% of the Fastly ingest. A trim after each batch cost ~5% there while
-    the reader copied every block; now that it does not, nothing measurable (29.1 s with, 29.6
-    without, one run each). A trim every 4th batch peaked above 1 GiB.
+    pages freed between live allocations stay resident, and without a trim after each batch RSS
+    grows with the input. Trimming less often, or a fixed mmap threshold instead, cost memory or
+    time (docs/performance.md).
     """
     trim = _malloc_trim()
     if trim is not None:
@@ -73,7 +70,7 @@ def release_free_heap() -> None:
 
 
 @dataclass
-class FileReport:
+class IngestResult:
     """What happened to one file: the accounting `dlcdn ingest` prints and assets put in metadata."""
 
     path: str
@@ -96,6 +93,20 @@ class FileReport:
     @property
     def balanced(self) -> bool:
         return self.lines_total == self.lines_blank + self.rows_parsed + self.rows_rejected
+
+    def count(self, lines: int, rows: enrich.Rows) -> None:
+        """Adds one batch of `lines` lines, and the rows they became, to the accounting."""
+        self.lines_total += lines
+        self.lines_blank += rows.blank
+        self.rows_parsed += rows.requests.height
+        self.rows_rejected += rows.rejects.height
+        if rows.requests.height:
+            lo = cast(dt.datetime, rows.requests["ts"].min())
+            hi = cast(dt.datetime, rows.requests["ts"].max())
+            self.first_ts = lo if self.first_ts is None else min(self.first_ts, lo)
+            self.last_ts = hi if self.last_ts is None else max(self.last_ts, hi)
+        for reason, n in rows.rejects.group_by("reason").len().iter_rows():
+            self.reject_reasons[reason] = self.reject_reasons.get(reason, 0) + n
 
 
 def expand_paths(paths: Iterable[Path]) -> Iterator[Path]:
@@ -121,12 +132,12 @@ def ingest_file(
     settings: Settings,
     fmt_spec: str = "auto",
     source: str | None = None,
-    geo: parse.Geolocator | None = None,
+    geo: enrich.Geolocator | None = None,
     ip_key: bytes | None = None,
     force: bool = False,
     progress: Progress | None = None,
     name: str | None = None,
-) -> FileReport:
+) -> IngestResult:
     """Parses one file into the warehouse (or recognises its content as already there).
 
     `name` is the file's name in the manifest (default: the path's; a landing object ingested from
@@ -141,93 +152,131 @@ def ingest_file(
     # What a killed ingest left in staging goes first, whether or not this file is new: a kill
     # after the last commit but before its staging folder was removed leaves nothing to re-ingest.
     wh.clean_staging()
+    known = _identify(wh, path, name, size)
+    if known.same is not None and not force:
+        return _duplicate(path, known, size, started)
+    fmt = _file_format(path, fmt_spec, settings)
+    ctx = enrich.Context(
+        file_id=known.file_id,
+        source=source or default_source(fmt),
+        fmt=fmt,
+        ip_key=ip_key if ip_key is not None else enrich.ip_key(settings),
+        geo=geo,
+        keep_raw_ip=settings.keep_raw_ip,
+    )
+    result = IngestResult(
+        str(path),
+        "ingested",
+        known.file_id,
+        format=fmt.name,
+        bytes=size,
+        supersedes=known.supersedes,
+    )
+    staged = new_staging(wh, known.file_id)
+    state = _write_rows(path, staged, ctx, result, progress)
+    result.note = state.damage()
+    result.seconds = time.monotonic() - started
+    wh.commit(staged, _manifest_row(result, name, ctx.source))
+    return result
+
+
+@dataclass(frozen=True)
+class _Known:
+    """What the manifest knows of a file's content."""
+
+    file_id: str
+    same: dict[str, Any] | None  # the manifest row of the same content, if it is there
+    supersedes: str | None  # the file_id of a shorter version of the same log (a grown file)
+
+
+def _identify(wh: Warehouse, path: Path, name: str, size: int) -> _Known:
+    """Fingerprints the file, and of the prefixes a grown file would share with the versions of
+    the same name already ingested."""
     manifest = wh.current_manifest()
     grown_from = manifest.filter((pl.col("name") == name) & (pl.col("bytes") < size))
     file_id, prefixes = file_fingerprint(path, tuple(grown_from["bytes"].to_list()))
     same = manifest.filter(pl.col("file_id") == file_id)
-    if not same.is_empty() and not force:
-        return FileReport(
-            str(path),
-            "duplicate",
-            file_id,
-            format=same["format"][0],
-            bytes=size,
-            note=f"same content as {same['name'][0]}, ingested {same['ingested_at'][0]:%Y-%m-%d %H:%M} UTC",
-            seconds=time.monotonic() - started,
-        )
     supersedes = None
     for row in grown_from.iter_rows(named=True):
         if prefixes.get(row["bytes"]) == row["file_id"]:
             supersedes = row["file_id"]  # the same log, grown since: replace the shorter version
+    return _Known(file_id, None if same.is_empty() else same.row(0, named=True), supersedes)
 
+
+def _duplicate(path: Path, known: _Known, size: int, started: float) -> IngestResult:
+    assert known.same is not None
+    return IngestResult(
+        str(path),
+        "duplicate",
+        known.file_id,
+        format=known.same["format"],
+        bytes=size,
+        note=f"same content as {known.same['name']}, ingested {known.same['ingested_at']:%Y-%m-%d %H:%M} UTC",
+        seconds=time.monotonic() - started,
+    )
+
+
+def _file_format(path: Path, fmt_spec: str, settings: Settings) -> LogFormat:
+    """The format `fmt_spec` names, or the one detected from the file's first lines."""
+    fmt = resolve_format(fmt_spec, settings.fastly_keys)
+    if fmt is not None:
+        return fmt
     fastly = (
         FastlyFormat("fastly", keys={**FASTLY.keys, **settings.fastly_keys})
         if settings.fastly_keys
         else FASTLY
     )
-    fmt = resolve_format(fmt_spec, settings.fastly_keys)
-    if fmt is None:
-        fmt = detect_format(str(path), sample_lines(path), fastly=fastly)
-    ctx = parse.Context(
-        file_id=file_id,
-        source=source or default_source(fmt),
-        fmt=fmt,
-        ip_key=ip_key if ip_key is not None else privacy.load_ip_key(settings.env or None),
-        geo=geo,
-        keep_raw_ip=settings.keep_raw_ip,
-    )
-    staged = new_staging(wh, file_id)
+    return detect_format(str(path), sample_lines(path), fastly=fastly)
+
+
+def _write_rows(
+    path: Path,
+    staged: StagedFile,
+    ctx: enrich.Context,
+    result: IngestResult,
+    progress: Progress | None,
+) -> ReadState:
+    """Streams the file's batches through the parser into the staged Parquet, counting them in
+    `result`; returns what the reader learned of the file (a truncated stream)."""
     req_schema = REQUESTS
-    if settings.keep_raw_ip:
+    if ctx.keep_raw_ip:
         req_schema = pl.Schema([*REQUESTS.items(), RAW_IP_COLUMN])
         staged.extra_columns.add("requests")
     requests = PartitionWriter(staged, "requests", req_schema)
     rejects = PartitionWriter(staged, "rejects", REJECTS)
-    report = FileReport(
-        str(path), "ingested", file_id, format=fmt.name, bytes=size, supersedes=supersedes
-    )
     state = ReadState()
-    dates = _RejectDates()
+    reject_dates = _RejectDates()
     done_bytes = 0
-    reasons: dict[str, int] = {}
-    for n, nbytes, parsed in _parsed_in_order(iter_batches(path, state), ctx):
+    for n, nbytes, rows in _parsed_in_order(iter_batches(path, state), ctx):
         release_free_heap()
-        report.lines_total += n
-        report.lines_blank += parsed.blank
-        report.rows_parsed += parsed.requests.height
-        report.rows_rejected += parsed.rejects.height
-        if parsed.requests.height:
-            lo = cast(dt.datetime, parsed.requests["ts"].min())
-            hi = cast(dt.datetime, parsed.requests["ts"].max())
-            report.first_ts = lo if report.first_ts is None else min(report.first_ts, lo)
-            report.last_ts = hi if report.last_ts is None else max(report.last_ts, hi)
-        for reason, count in parsed.rejects.group_by("reason").len().iter_rows():
-            reasons[reason] = reasons.get(reason, 0) + count
-        requests.write(parsed.requests)
-        rejects.write(dates.assign(parsed.rejects, parsed.requests))
+        result.count(n, rows)
+        requests.write(rows.requests)
+        rejects.write(reject_dates.assign(rows.rejects, rows.requests))
         done_bytes += nbytes
         if progress is not None:
-            progress(report.lines_total, done_bytes)
-    rejects.write(dates.flush())
+            progress(result.lines_total, done_bytes)
+    rejects.write(reject_dates.flush())
     written = set(requests.close()) | set(rejects.close())
-    report.dates = sorted(dt.date.fromisoformat(d) for d in written)
-    report.reject_reasons = dict(sorted(reasons.items()))
-    report.note = state.damage()
-    report.seconds = time.monotonic() - started
-    wh.commit(staged, _manifest_row(report, name, ctx.source))
-    return report
+    result.dates = sorted(dt.date.fromisoformat(d) for d in written)
+    result.reject_reasons = dict(sorted(result.reject_reasons.items()))
+    return state
+
+
+def batch_rows(batch: Batch, ctx: enrich.Context) -> enrich.Rows:
+    """One batch of lines parsed and enriched into warehouse rows."""
+    return enrich.enrich(parse.parse_lines(batch, ctx.fmt), ctx)
 
 
 def _parsed_in_order(
-    batches: Iterator[Batch], ctx: parse.Context
-) -> Iterator[tuple[int, int, parse.Parsed]]:
+    batches: Iterator[Batch], ctx: enrich.Context
+) -> Iterator[tuple[int, int, enrich.Rows]]:
     """Parses batches two at a time (polars releases the GIL, and most string kernels run on one
     core per call), yielding results in file order; at most PARSE_AHEAD batches are in memory."""
     with ThreadPoolExecutor(max_workers=PARSE_THREADS, thread_name_prefix="dlcdn-parse") as pool:
-        window: deque[tuple[int, int, Future[parse.Parsed]]] = deque()
+        window: deque[tuple[int, int, Future[enrich.Rows]]] = deque()
         for batch in batches:
             window.append(
-                (len(batch.lines), batch.lines.nbytes, pool.submit(parse.parse_batch, batch, ctx))
+                (len(batch.lines), batch.lines.nbytes, pool.submit(batch_rows, batch, ctx))
             )
             if len(window) >= PARSE_AHEAD:
                 n, nbytes, fut = window.popleft()
@@ -271,7 +320,7 @@ class _RejectDates:
             if self.pending:
                 out = pl.concat([self._release(first), out], how="diagonal_relaxed")
         elif self.pending_rows > MAX_PENDING_REJECTS:
-            out = pl.concat([self._release(parse.today_utc()), out], how="diagonal_relaxed")
+            out = pl.concat([self._release(dates.today_utc()), out], how="diagonal_relaxed")
         return out.select(list(REJECTS)) if not out.is_empty() else out
 
     def _release(self, day: dt.date) -> pl.DataFrame:
@@ -282,30 +331,28 @@ class _RejectDates:
     def flush(self) -> pl.DataFrame:
         if not self.pending:
             return pl.DataFrame(schema=REJECTS)
-        return self._release(self.last or parse.today_utc())
+        return self._release(self.last or dates.today_utc())
 
 
-def _manifest_row(report: FileReport, name: str, source: str) -> pl.DataFrame:
-    from pipeline.schema import INGESTED_FILES
-
+def _manifest_row(result: IngestResult, name: str, source: str) -> pl.DataFrame:
     return pl.DataFrame(
         [
             {
-                "file_id": report.file_id,
+                "file_id": result.file_id,
                 "name": name,
-                "format": report.format,
+                "format": result.format,
                 "source": source,
-                "bytes": report.bytes,
-                "lines_total": report.lines_total,
-                "lines_blank": report.lines_blank,
-                "rows_parsed": report.rows_parsed,
-                "rows_rejected": report.rows_rejected,
-                "first_ts": report.first_ts,
-                "last_ts": report.last_ts,
+                "bytes": result.bytes,
+                "lines_total": result.lines_total,
+                "lines_blank": result.lines_blank,
+                "rows_parsed": result.rows_parsed,
+                "rows_rejected": result.rows_rejected,
+                "first_ts": result.first_ts,
+                "last_ts": result.last_ts,
                 "ingested_at": dt.datetime.now(dt.UTC),
-                "dates": report.dates,
-                "note": report.note,
-                "supersedes": report.supersedes,
+                "dates": result.dates,
+                "note": result.note,
+                "supersedes": result.supersedes,
             }
         ],
         schema=INGESTED_FILES,

@@ -9,23 +9,27 @@ from __future__ import annotations
 
 import datetime as dt
 import io
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from email.message import EmailMessage
 from email.utils import make_msgid
 from pathlib import Path
+from typing import Any
 
 import polars as pl
 
+from pipeline import files
+from pipeline.dates import iso_week_start
 from pipeline.decisions import tables as decisions
+from pipeline.geo.geoip import GeoIP
+from pipeline.settings import DEFAULT_EGRESS_BUDGET_TB, Settings
 from pipeline.warehouse import queries
-from pipeline.warehouse.aggregates import iso_week_start
 
-ATTRIBUTION = "IP Geolocation by DB-IP (https://db-ip.com), CC BY 4.0"
 TB = 1e12
 
 
 @dataclass
-class Report:
+class WeeklyReport:
     """One ISO week's report, ready to write or mail."""
 
     week: str
@@ -136,10 +140,14 @@ def build(
     wh_root: Path,
     week: str,
     checks: dict[str, int] | None = None,
-    budget_tb: float = 800.0,
+    budget_tb: float = DEFAULT_EGRESS_BUDGET_TB,
     price_table: str | None = None,
-) -> Report:
-    """Gathers the week's numbers (and the previous week's, for changes) and renders the report."""
+    attributions: Sequence[str] = (),
+) -> WeeklyReport:
+    """Gathers the week's numbers (and the previous week's, for changes) and renders the report.
+
+    `attributions` are the credit lines of the GeoIP databases in use (`GeoIP.attributions`),
+    printed in the footer as their licences require."""
     start = iso_week_start(week)
     end = start + dt.timedelta(days=6)
     prev_start, prev_end = start - dt.timedelta(days=7), start - dt.timedelta(days=1)
@@ -157,11 +165,11 @@ def build(
     daily = _q(wh_root, "egress_daily", start, end)
     quality = _q(wh_root, "report_quality", start, end).row(0, named=True)
 
-    budget = decisions.budget_report(
+    budget = decisions.budget_table(
         wh_root, budget_tb, today=end + dt.timedelta(days=1), price_table=price_table
     )
     try:
-        placement = decisions.placement_report(
+        placement = decisions.placement_table(
             wh_root, end - dt.timedelta(days=27), end, "client", 3, frontier=True
         )
         placement_rows = placement.frame()
@@ -170,16 +178,122 @@ def build(
         placement_rows = pl.DataFrame({"note": [str(e)]})
         frontier = pl.DataFrame()
 
-    continents = (
-        countries.group_by(pl.col("continent").fill_null("unknown"))
-        .agg(pl.col("requests").sum(), pl.col("bytes").sum())
-        .sort("requests", descending=True)
-    )
-    x86 = {r["arch"]: r for r in arch.iter_rows(named=True) if r["arch"] in ("x86", "x86_64")}
-    eol = branches.filter(pl.col("status") == "end-of-life")
-    eol_share = int(eol["requests"].sum()) / max(int(branches["requests"].sum()), 1)
+    week_data = _Week(
+        week, start, end, head, prev, countries, arch, branches, adoption, pops, hitters, daily,
+        quality, budget, placement_rows, frontier,
+    )  # fmt: skip
+    return _assemble(week_data, checks, budget_tb, attributions)
 
-    images = {
+
+def build_for(s: Settings, wh_root: Path, week: str) -> WeeklyReport:
+    """`build` with what the settings give: the budget, the price table, and the credit lines of
+    the GeoIP databases they select."""
+    with GeoIP.from_settings(s) as geo:
+        attributions = geo.attributions()
+    return build(
+        wh_root,
+        week,
+        budget_tb=s.egress_budget_tb,
+        price_table=s.price_table,
+        attributions=attributions,
+    )
+
+
+@dataclass(frozen=True)
+class _Week:
+    """What `build` gathered for one ISO week: the SQL results and the decision tables."""
+
+    week: str
+    start: dt.date
+    end: dt.date
+    head: dict[str, Any]  # report_headline, this week
+    prev: dict[str, Any]  # report_headline, the week before
+    countries: pl.DataFrame
+    arch: pl.DataFrame
+    branches: pl.DataFrame
+    adoption: pl.DataFrame
+    pops: pl.DataFrame
+    hitters: pl.DataFrame
+    daily: pl.DataFrame
+    quality: dict[str, Any]
+    budget: decisions.BudgetResult
+    placement: pl.DataFrame
+    frontier: pl.DataFrame  # the latency-versus-cost frontier; empty without located demand
+
+    @property
+    def continents(self) -> pl.DataFrame:
+        return (
+            self.countries.group_by(pl.col("continent").fill_null("unknown"))
+            .agg(pl.col("requests").sum(), pl.col("bytes").sum())
+            .sort("requests", descending=True)
+        )
+
+    @property
+    def eol(self) -> pl.DataFrame:
+        """This week's traffic to end-of-life branches."""
+        return self.branches.filter(pl.col("status") == "end-of-life")
+
+
+def _assemble(
+    w: _Week, checks: dict[str, int] | None, budget_tb: float, attributions: Sequence[str]
+) -> WeeklyReport:
+    """The report of a gathered week: numbers, charts, the HTML and text, the CSV tables."""
+    numbers = _numbers(w)
+    context = {
+        "week": w.week,
+        "start": w.start,
+        "end": w.end,
+        "n": numbers,
+        "hb": _human_bytes,
+        "continents": w.continents.head(8).to_dicts(),
+        "countries": w.countries.head(10).to_dicts(),
+        "arch": w.arch.to_dicts(),
+        "branches": w.branches.head(12).to_dicts(),
+        "pops": w.pops.head(10).to_dicts(),
+        "hitters": w.hitters.head(10).to_dicts(),
+        "budget": w.budget,
+        "mtd": w.budget.edge.mtd if w.budget.edge is not None else None,
+        "budget_tb": budget_tb,
+        "monthly": w.budget.edge.monthly.tail(8).to_dicts() if w.budget.edge is not None else [],
+        "placement": w.placement.to_dicts(),
+        "frontier": w.frontier.to_dicts(),
+        "quality": w.quality,
+        "checks": checks,
+        "attributions": list(attributions),
+    }
+    html = _env().get_template("report.html.j2").render(**context)
+    text = _env().get_template("report.txt.j2").render(**context)
+    subject = (
+        f"dl-cdn weekly traffic {w.week}: {w.head['requests']:,} requests, "
+        f"{_human_bytes(w.head['bytes'] or 0)} ({numbers['bytes_change']})"
+    )
+    return WeeklyReport(w.week, subject, html, text, _charts(w), _tables(w), numbers)
+
+
+def _numbers(w: _Week) -> dict[str, object]:
+    """The headline figures, their change on the week before, and the CI and end-of-life shares."""
+    head, prev = w.head, w.prev
+    x86 = {r["arch"]: r for r in w.arch.iter_rows(named=True) if r["arch"] in ("x86", "x86_64")}
+    eol_share = int(w.eol["requests"].sum()) / max(int(w.branches["requests"].sum()), 1)
+    return {
+        "requests": head["requests"],
+        "bytes": head["bytes"],
+        "clients": head["clients"],
+        "origin_bytes": head["origin_bytes"],
+        "requests_change": _change(head["requests"], prev["requests"] or 0),
+        "bytes_change": _change(head["bytes"] or 0, prev["bytes"] or 0),
+        "clients_change": _change(head["clients"], prev["clients"] or 0),
+        "origin_change": _change(head["origin_bytes"] or 0, prev["origin_bytes"] or 0),
+        "x86_share": float(x86["x86"]["request_share_pct"]) if "x86" in x86 else 0.0,
+        "x86_64_share": float(x86["x86_64"]["request_share_pct"]) if "x86_64" in x86 else 0.0,
+        "eol_share_pct": round(100 * eol_share, 2),
+    }
+
+
+def _charts(w: _Week) -> dict[str, bytes]:
+    """The report's PNG charts, by the CID the HTML names them with."""
+    continents, arch, adoption, pops, daily = w.continents, w.arch, w.adoption, w.pops, w.daily
+    charts = {
         "continents": _bar(
             [str(c) for c in continents["continent"]],
             [r / 1e3 for r in continents["requests"]],
@@ -198,7 +312,7 @@ def build(
             list(adoption["share_pct"].head(12)),
             "APKINDEX checks by branch (live systems)",
             "% of index checks",
-            {b for b in eol["branch"].to_list()},
+            {b for b in w.eol["branch"].to_list()},
         ),
         "pops": _bar(
             [str(p) for p in pops["pop"].fill_null("none").head(12)],
@@ -216,60 +330,23 @@ def build(
             "TB",
         ),
     }
-    if frontier.height:
-        images["frontier"] = _frontier_chart(frontier)
-    mtd = budget.edge.mtd if budget.edge is not None else None
-    numbers: dict[str, object] = {
-        "requests": head["requests"],
-        "bytes": head["bytes"],
-        "clients": head["clients"],
-        "origin_bytes": head["origin_bytes"],
-        "requests_change": _change(head["requests"], prev["requests"] or 0),
-        "bytes_change": _change(head["bytes"] or 0, prev["bytes"] or 0),
-        "clients_change": _change(head["clients"], prev["clients"] or 0),
-        "origin_change": _change(head["origin_bytes"] or 0, prev["origin_bytes"] or 0),
-        "x86_share": float(x86["x86"]["request_share_pct"]) if "x86" in x86 else 0.0,
-        "x86_64_share": float(x86["x86_64"]["request_share_pct"]) if "x86_64" in x86 else 0.0,
-        "eol_share_pct": round(100 * eol_share, 2),
+    if w.frontier.height:
+        charts["frontier"] = _frontier_chart(w.frontier)
+    return charts
+
+
+def _tables(w: _Week) -> dict[str, bytes]:
+    """The CSV attachments, by file name."""
+    tables = {
+        f"{w.week}-countries.csv": w.countries.write_csv().encode(),
+        f"{w.week}-arch.csv": w.arch.write_csv().encode(),
+        f"{w.week}-branches.csv": w.branches.write_csv().encode(),
+        f"{w.week}-pops.csv": w.pops.write_csv().encode(),
+        f"{w.week}-heavy-hitters.csv": w.hitters.write_csv().encode(),
     }
-    context = {
-        "week": week,
-        "start": start,
-        "end": end,
-        "n": numbers,
-        "hb": _human_bytes,
-        "continents": continents.head(8).to_dicts(),
-        "countries": countries.head(10).to_dicts(),
-        "arch": arch.to_dicts(),
-        "branches": branches.head(12).to_dicts(),
-        "pops": pops.head(10).to_dicts(),
-        "hitters": hitters.head(10).to_dicts(),
-        "budget": budget,
-        "mtd": mtd,
-        "budget_tb": budget_tb,
-        "monthly": budget.edge.monthly.tail(8).to_dicts() if budget.edge is not None else [],
-        "placement": placement_rows.to_dicts(),
-        "frontier": frontier.to_dicts(),
-        "quality": quality,
-        "checks": checks,
-        "attribution": ATTRIBUTION,
-    }
-    html = _env().get_template("report.html.j2").render(**context)
-    text = _env().get_template("report.txt.j2").render(**context)
-    attachments = {
-        f"{week}-countries.csv": countries.write_csv().encode(),
-        f"{week}-arch.csv": arch.write_csv().encode(),
-        f"{week}-branches.csv": branches.write_csv().encode(),
-        f"{week}-pops.csv": pops.write_csv().encode(),
-        f"{week}-heavy-hitters.csv": hitters.write_csv().encode(),
-    }
-    if frontier.height:
-        attachments[f"{week}-placement-frontier.csv"] = frontier.write_csv().encode()
-    subject = (
-        f"dl-cdn weekly traffic {week}: {head['requests']:,} requests, "
-        f"{_human_bytes(head['bytes'] or 0)} ({numbers['bytes_change']})"
-    )
-    return Report(week, subject, html, text, images, attachments, numbers)
+    if w.frontier.height:
+        tables[f"{w.week}-placement-frontier.csv"] = w.frontier.write_csv().encode()
+    return tables
 
 
 def _env():  # type: ignore[no-untyped-def]
@@ -284,7 +361,7 @@ def _env():  # type: ignore[no-untyped-def]
 
 
 def to_email(
-    report: Report, sender: str | None = None, recipients: tuple[str, ...] = ()
+    report: WeeklyReport, sender: str | None = None, recipients: tuple[str, ...] = ()
 ) -> EmailMessage:
     """multipart/mixed: (text | html with related CID PNGs) alternative, then CSV attachments."""
     msg = EmailMessage()
@@ -306,15 +383,15 @@ def to_email(
     return msg
 
 
-def write(report: Report, folder: Path) -> Path:
+def write(report: WeeklyReport, folder: Path) -> Path:
     """Writes report.html (CIDs pointing at the PNGs beside it), report.txt, PNGs and CSVs."""
-    folder.mkdir(parents=True, exist_ok=True)
     html = report.html
     for cid, png in report.images.items():
-        (folder / f"{cid}.png").write_bytes(png)
+        files.atomic_write_bytes(folder / f"{cid}.png", png)
         html = html.replace(f"cid:{cid}", f"{cid}.png")
-    (folder / "report.html").write_text(html)
-    (folder / "report.txt").write_text(report.text)
     for name, data in report.attachments.items():
-        (folder / name).write_bytes(data)
+        files.atomic_write_bytes(folder / name, data)
+    files.atomic_write_text(folder / "report.txt", report.text)
+    # Last: the page appears once everything it points at is there.
+    files.atomic_write_text(folder / "report.html", html)
     return folder / "report.html"

@@ -13,7 +13,7 @@ it there) and never sent twice for the same week (the sent record is checked und
 
 Settings: DLCDN_SMTP_HOST (unset: write the outbox and stop), DLCDN_SMTP_PORT (default 25, 587 or
 465 by DLCDN_SMTP_TLS = none, starttls or ssl), DLCDN_SMTP_USER (login only when set),
-DLCDN_SMTP_PASSWORD (environment only; read from `settings.env` when logging in, never written,
+DLCDN_SMTP_PASSWORD (environment only; a secret type in `Settings`, read when logging in, never written,
 logged or put in an error), DLCDN_REPORT_FROM, DLCDN_REPORT_TO.
 """
 
@@ -22,21 +22,17 @@ from __future__ import annotations
 import copy
 import datetime as dt
 import email.utils
-import fcntl
 import json
 import logging
-import os
 import re
 import smtplib
 import ssl
-import tempfile
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from email.message import EmailMessage
 from pathlib import Path
 
+from pipeline import files
 from pipeline.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -70,49 +66,12 @@ def _check_week(week: str) -> None:
         )
 
 
-def _atomic_write(path: Path, data: bytes) -> None:
-    """Write `data` to `path` so that readers see the old file or the whole new one."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    _fsync_dir(path.parent)
-
-
-def _fsync_dir(folder: Path) -> None:
-    # The rename itself is only durable once the directory entry is on disk.
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def write_outbox(outbox: Path, week: str, message: EmailMessage) -> Path:
     """Write `message` atomically to `<outbox>/<week>.eml` and return that path."""
     _check_week(week)
     path = Path(outbox) / f"{week}.eml"
-    _atomic_write(path, message.as_bytes())
+    files.atomic_write_bytes(path, message.as_bytes())
     return path
-
-
-@contextmanager
-def _locked(outbox: Path) -> Iterator[None]:
-    """Hold an exclusive flock on `<outbox>/.lock`: one sender per outbox at a time."""
-    outbox.mkdir(parents=True, exist_ok=True)
-    with open(outbox / ".lock", "a") as f:
-        fcntl.flock(f.fileno(), fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(f.fileno(), fcntl.LOCK_UN)
 
 
 def _recipients(message: EmailMessage) -> tuple[str, ...]:
@@ -154,7 +113,7 @@ def _password(settings: Settings) -> str | None:
             "DLCDN_SMTP_USER is set but DLCDN_SMTP_TLS=none would send the password in clear: "
             "use starttls or ssl"
         )
-    password = settings.env.get(PASSWORD_ENV)
+    password = settings.smtp_password.get_secret_value() if settings.smtp_password else None
     if not password:
         raise MailError(
             f"DLCDN_SMTP_USER={settings.smtp_user} is set but {PASSWORD_ENV} is not "
@@ -163,26 +122,48 @@ def _password(settings: Settings) -> str | None:
     return password
 
 
+@dataclass(frozen=True)
+class _Server:
+    """Where and how to send: the SMTP settings, checked, with the TLS context to use."""
+
+    host: str
+    port: int
+    tls: str
+    user: str | None
+    password: str | None
+    ssl_context: ssl.SSLContext | None
+
+    @classmethod
+    def of(cls, settings: Settings, ssl_context: ssl.SSLContext | None, eml: Path) -> _Server:
+        assert settings.smtp_host
+        try:
+            password = _password(settings)
+        except MailError as e:
+            raise MailError(f"{e}; the message stays in {eml}") from None
+        if settings.smtp_tls != "none" and ssl_context is None:
+            ssl_context = ssl.create_default_context()
+        port = settings.smtp_port or DEFAULT_PORTS[settings.smtp_tls]
+        return cls(
+            settings.smtp_host, port, settings.smtp_tls, settings.smtp_user, password, ssl_context
+        )
+
+
 def _send_once(
-    message: EmailMessage,
-    recipients: tuple[str, ...],
-    settings: Settings,
-    host: str,
-    port: int,
-    password: str | None,
-    ssl_context: ssl.SSLContext | None,
+    message: EmailMessage, recipients: tuple[str, ...], server: _Server
 ) -> dict[str, tuple[int, bytes]]:
     """One connection, one message; returns the recipients the server refused."""
     client: smtplib.SMTP
-    if settings.smtp_tls == "ssl":
-        client = smtplib.SMTP_SSL(host, port, timeout=TIMEOUT_S, context=ssl_context)
+    if server.tls == "ssl":
+        client = smtplib.SMTP_SSL(
+            server.host, server.port, timeout=TIMEOUT_S, context=server.ssl_context
+        )
     else:
-        client = smtplib.SMTP(host, port, timeout=TIMEOUT_S)
+        client = smtplib.SMTP(server.host, server.port, timeout=TIMEOUT_S)
     try:
-        if settings.smtp_tls == "starttls":
-            client.starttls(context=ssl_context)
-        if settings.smtp_user and password is not None:
-            client.login(settings.smtp_user, password)
+        if server.tls == "starttls":
+            client.starttls(context=server.ssl_context)
+        if server.user and server.password is not None:
+            client.login(server.user, server.password)
         return client.send_message(message, to_addrs=list(recipients))
     finally:
         try:
@@ -246,84 +227,97 @@ def deliver(
         raise ValueError(f"retries={retries}: at least one attempt is needed")
     outbox = Path(outbox)
     message = _prepared(message, settings)
-    message_id = str(message["Message-ID"])
-    recipients = _recipients(message)
-    sent_dir = outbox / "sent"
-    record_path = sent_dir / f"{week}.json"
-    sent_eml = sent_dir / f"{week}.eml"
-
-    with _locked(outbox):
+    # One sender per outbox at a time: check, send and record under `<outbox>/.lock`.
+    with files.lock(outbox / ".lock"):
         if settings.smtp_host and not force:
-            record = _read_record(record_path)
-            if record is not None:
-                # Checked before the outbox write: a pending-looking copy of a sent week would
-                # invite a second send.
-                log.info("report for %s was already sent; not sending again", week)
-                return Outcome(
-                    status="already_sent",
-                    eml=sent_eml if sent_eml.exists() else outbox / f"{week}.eml",
-                    message_id=str(record.get("message_id", "")),
-                    recipients=tuple(record.get("recipients", ())),  # type: ignore[arg-type]
-                    attempts=0,
-                )
+            # Checked before the outbox write: a pending-looking copy of a sent week would
+            # invite a second send.
+            sent = _already_sent(outbox, week)
+            if sent is not None:
+                return sent
         eml = write_outbox(outbox, week, message)
         if not settings.smtp_host:
             log.info("DLCDN_SMTP_HOST is not set: the report for %s is in %s", week, eml)
-            return Outcome("outbox", eml, message_id, recipients, 0)
+            return Outcome("outbox", eml, str(message["Message-ID"]), _recipients(message), 0)
+        server = _Server.of(settings, ssl_context, eml)
+        refused, attempts = _send(message, week, eml, server, retries, backoff_s)
+        return _record_sent(outbox, week, message, server, refused, attempts)
 
-        host = settings.smtp_host
-        port = settings.smtp_port or DEFAULT_PORTS[settings.smtp_tls]
+
+def _already_sent(outbox: Path, week: str) -> Outcome | None:
+    """The outcome of an earlier send of `week`, if its sent record is there."""
+    record = _read_record(outbox / "sent" / f"{week}.json")
+    if record is None:
+        return None
+    log.info("report for %s was already sent; not sending again", week)
+    sent_eml = outbox / "sent" / f"{week}.eml"
+    return Outcome(
+        status="already_sent",
+        eml=sent_eml if sent_eml.exists() else outbox / f"{week}.eml",
+        message_id=str(record.get("message_id", "")),
+        recipients=tuple(record.get("recipients", ())),  # type: ignore[arg-type]
+        attempts=0,
+    )
+
+
+def _send(
+    message: EmailMessage, week: str, eml: Path, server: _Server, retries: int, backoff_s: float
+) -> tuple[dict[str, tuple[int, bytes]], int]:
+    """Sends with retries and exponential backoff; returns the refused recipients and attempts.
+    A permanent failure, or the last attempt's, is a MailError naming the server."""
+    attempts = 0
+    while True:
+        attempts += 1
         try:
-            password = _password(settings)
-        except MailError as e:
-            raise MailError(f"{e}; the message stays in {eml}") from None
-        if settings.smtp_tls != "none" and ssl_context is None:
-            ssl_context = ssl.create_default_context()
+            return _send_once(message, _recipients(message), server), attempts
+        # ssl.SSLError and ConnectionRefusedError/TimeoutError are OSErrors.
+        except (smtplib.SMTPException, OSError) as e:
+            reason = _reason(e, server.password)
+            if attempts >= retries or _permanent(e):
+                # `from None`: the chained traceback adds nothing the reason lacks, and its
+                # frames (smtplib.login) hold the password.
+                raise MailError(
+                    f"sending the report for {week} to {server.host}:{server.port} failed after "
+                    f"{attempts} attempt{'s' if attempts > 1 else ''}: {reason}; the message stays "
+                    f"in {eml}"
+                ) from None
+            delay = backoff_s * 2 ** (attempts - 1)
+            log.warning(
+                "sending the report for %s to %s:%s failed (attempt %d of %d): %s; retrying in %.1f s",
+                week, server.host, server.port, attempts, retries, reason, delay,
+            )  # fmt: skip
+            time.sleep(delay)
 
-        attempts = 0
-        refused: dict[str, tuple[int, bytes]] = {}
-        while True:
-            attempts += 1
-            try:
-                refused = _send_once(
-                    message, recipients, settings, host, port, password, ssl_context
-                )
-                break
-            # ssl.SSLError and ConnectionRefusedError/TimeoutError are OSErrors.
-            except (smtplib.SMTPException, OSError) as e:
-                reason = _reason(e, password)
-                if attempts >= retries or _permanent(e):
-                    # `from None`: the chained traceback adds nothing the reason lacks, and its
-                    # frames (smtplib.login) hold the password.
-                    raise MailError(
-                        f"sending the report for {week} to {host}:{port} failed after {attempts} "
-                        f"attempt{'s' if attempts > 1 else ''}: {reason}; the message stays in {eml}"
-                    ) from None
-                delay = backoff_s * 2 ** (attempts - 1)
-                log.warning(
-                    "sending the report for %s to %s:%s failed (attempt %d of %d): %s; retrying in %.1f s",
-                    week, host, port, attempts, retries, reason, delay,
-                )  # fmt: skip
-                time.sleep(delay)
 
-        delivered = tuple(r for r in recipients if r not in refused)
-        if refused:
-            log.warning("the server refused %s for the report of %s", sorted(refused), week)
-        record = {
-            "week": week,
-            "message_id": message_id,
-            "recipients": list(delivered),
-            "refused": {
-                r: [code, text.decode("utf-8", "replace")] for r, (code, text) in refused.items()
-            },
-            "sent_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-            "attempts": attempts,
-            "server": f"{host}:{port}",
-        }
-        # Record first, then move: a crash in between leaves a record (so no second send) and the
-        # message still on disk.
-        _atomic_write(record_path, (json.dumps(record, indent=2) + "\n").encode())
-        os.replace(eml, sent_eml)
-        _fsync_dir(outbox)
-        log.info("sent the report for %s to %s (attempt %d)", week, ", ".join(delivered), attempts)
-        return Outcome("sent", sent_eml, message_id, delivered, attempts)
+def _record_sent(
+    outbox: Path,
+    week: str,
+    message: EmailMessage,
+    server: _Server,
+    refused: dict[str, tuple[int, bytes]],
+    attempts: int,
+) -> Outcome:
+    """Writes the sent record, then moves the message to `sent/`: a crash in between leaves a
+    record (so no second send) and the message still on disk."""
+    message_id = str(message["Message-ID"])
+    delivered = tuple(r for r in _recipients(message) if r not in refused)
+    if refused:
+        log.warning("the server refused %s for the report of %s", sorted(refused), week)
+    record = {
+        "week": week,
+        "message_id": message_id,
+        "recipients": list(delivered),
+        "refused": {
+            r: [code, text.decode("utf-8", "replace")] for r, (code, text) in refused.items()
+        },
+        "sent_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "attempts": attempts,
+        "server": f"{server.host}:{server.port}",
+    }
+    sent_eml = outbox / "sent" / f"{week}.eml"
+    files.atomic_write_bytes(
+        outbox / "sent" / f"{week}.json", (json.dumps(record, indent=2) + "\n").encode()
+    )
+    files.move(outbox / f"{week}.eml", sent_eml)
+    log.info("sent the report for %s to %s (attempt %d)", week, ", ".join(delivered), attempts)
+    return Outcome("sent", sent_eml, message_id, delivered, attempts)

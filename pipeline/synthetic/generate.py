@@ -586,6 +586,21 @@ def _patch_on(branch: _Branch, day: dt.date) -> int:
     return max(0, min(branch.latest_patch, int(branch.latest_patch * done / max(span, 1))))
 
 
+def _package_families() -> list[tuple[str, int, float]]:
+    """Language modules, fonts and firmware: (name, repo, median size)."""
+    families: list[tuple[str, int, float]] = []
+    families += [(f"py3-{m}", 1, 80_000) for m in PY3_MODULES]
+    families += [(f"perl-{m}", 1, 20_000) for m in PERL_MODULES]
+    families += [(f"php83-{m}", 1, 60_000) for m in PHP_EXTENSIONS]
+    families += [(f"php84-{m}", 1, 60_000) for m in PHP_EXTENSIONS]
+    families += [(f"ruby-{m}", 1, 70_000) for m in RUBY_GEMS]
+    families += [(f"lua5.4-{m}", 1, 30_000) for m in LUA_MODULES]
+    families += [(f"lua5.1-{m}", 1, 30_000) for m in LUA_MODULES]
+    families += [(f"font-{m}", 1, 600_000) for m in FONTS]
+    families += [(f"linux-firmware-{m}", 0, 2_500_000) for m in FIRMWARE]
+    return families
+
+
 def _package_pool(
     rng: np.random.Generator,
 ) -> tuple[list[str], list[int], np.ndarray, list[int], int]:
@@ -613,16 +628,7 @@ def _package_pool(
     for name, repo in bases:
         size = BIG_PACKAGES.get(name) or lognormal(100_000)
         add(name, repo, size, ORIGIN_OF.get(name))
-    families: list[tuple[str, int, float]] = []
-    families += [(f"py3-{m}", 1, 80_000) for m in PY3_MODULES]
-    families += [(f"perl-{m}", 1, 20_000) for m in PERL_MODULES]
-    families += [(f"php83-{m}", 1, 60_000) for m in PHP_EXTENSIONS]
-    families += [(f"php84-{m}", 1, 60_000) for m in PHP_EXTENSIONS]
-    families += [(f"ruby-{m}", 1, 70_000) for m in RUBY_GEMS]
-    families += [(f"lua5.4-{m}", 1, 30_000) for m in LUA_MODULES]
-    families += [(f"lua5.1-{m}", 1, 30_000) for m in LUA_MODULES]
-    families += [(f"font-{m}", 1, 600_000) for m in FONTS]
-    families += [(f"linux-firmware-{m}", 0, 2_500_000) for m in FIRMWARE]
+    families = _package_families()
     subs = (("-dev", 0.5, 0.4), ("-doc", 0.5, 0.3), ("-libs", 0.15, 0.8), ("-openrc", 0.1, 0.02),
             ("-bash-completion", 0.08, 0.03), ("-zsh-completion", 0.05, 0.03),
             ("-lang", 0.06, 2.0), ("-static", 0.05, 1.5))  # fmt: skip
@@ -798,26 +804,72 @@ def _build_clients(seed: int, lines_per_day: int) -> _Clients:
     """The client population: ordinary clients per network, then the heavy hitters.
 
     Clients are sorted by group (profile, UTC offset; each heavy hitter is a group of its own),
-    so the lines of a group pick clients from one contiguous range.
+    so the lines of a group pick clients from one contiguous range. The steps draw from one
+    generator in a fixed order: the same seed gives the same clients.
     """
     rng = np.random.default_rng([seed, 0x5EED])
     networks = _load_networks()
-    net_w = np.array([w for _, _, w, _ in networks])
+    zone = [_zone_for(c, cont, _stable_hash(seed, cidr)) for c, cont, _, cidr in networks]
+    net_tz = np.array([round(z[0] * 60) for z in zone])
+    net_pop = np.array([POPS.index(z[1]) for z in zone])
+    uas, agents = _user_agents()
     n = int(np.clip(lines_per_day // 12, 1_500, 400_000))
+    people = _ordinary_clients(rng, networks, net_tz, net_pop, agents, n)
+    _add_heavy_hitters(rng, people, networks, net_tz, net_pop, uas.index("libfetch/2.0"))
+    _anycast(rng, people, networks, net_pop)
+    n_all = len(people.ips)
+    # Servers and proxies show up every day; CI runners, laptops and browsers come and go, so a
+    # week has many more distinct clients than a day.
+    steady = [BEH["apk-server"], BEH["proxy"], BEH["crawler"], BEH["ci-loop"]]
+    return _Clients(
+        ips=people.ips, uas=uas, beh=people.beh, ua=people.ua, pop=people.pop,
+        hh=np.concatenate(people.hh),
+        u_branch=rng.random(n_all), u_arch=rng.random(n_all),
+        rate=rng.lognormal(math.log(8.0), 1.0, n_all), activity=people.activity,
+        p_active=np.where(np.isin(people.beh, steady), 0.95, 0.55),
+        group_end=np.searchsorted(
+            people.group_of, np.arange(len(people.group_weight)), side="right"
+        ),
+        group_profile=np.array(people.group_profile), group_tz=np.array(people.group_tz),
+        group_weight=np.array(people.group_weight),
+    )  # fmt: skip
+
+
+@dataclass
+class _Population:
+    """The clients while `_build_clients` makes them: per client, and per group."""
+
+    ips: list[str]
+    beh: np.ndarray
+    ua: np.ndarray
+    pop: np.ndarray
+    activity: np.ndarray
+    group_of: np.ndarray
+    hh: list[np.ndarray]  # per client: the heavy hitter it is, or -1
+    group_profile: list[int]
+    group_tz: list[int]
+    group_weight: list[float]
+
+
+def _ordinary_clients(
+    rng: np.random.Generator,
+    networks: list[tuple[str, str, float, str]],
+    net_tz: np.ndarray,
+    net_pop: np.ndarray,
+    agents: dict[str, tuple[np.ndarray, np.ndarray]],
+    n: int,
+) -> _Population:
+    """`n` clients spread over the networks by weight, each of a kind (apk, browser, ...) with its
+    behaviour and user agent, sorted into groups; the groups share the lines heavy hitters leave."""
+    net_w = np.array([w for _, _, w, _ in networks])
     kinds = list(KINDS)
     kind_share = np.array([KINDS[k][0] for k in kinds])
-    uas, agents = _user_agents()
-
     net_of = np.sort(rng.choice(len(networks), size=n, p=net_w / net_w.sum()))
     counts = np.bincount(net_of, minlength=len(networks))
     ips: list[str] = []
     for j, (_, _, _, cidr) in enumerate(networks):
         if counts[j]:
             ips += _host_addresses(rng, cidr, int(counts[j]))
-    zone = [_zone_for(c, cont, _stable_hash(seed, cidr)) for c, cont, _, cidr in networks]
-    net_tz = np.array([round(z[0] * 60) for z in zone])
-    net_pop = np.array([POPS.index(z[1]) for z in zone])
-
     kind_of = rng.choice(len(kinds), size=n, p=kind_share / kind_share.sum())
     u_prof, u_ua = rng.random(n), rng.random(n)
     beh = np.empty(n, dtype=np.int64)
@@ -834,22 +886,32 @@ def _build_clients(seed: int, lines_per_day: int) -> _Clients:
     activity = rng.lognormal(0.0, 1.2, n)
     tz = net_tz[net_of]
     pop = net_pop[net_of]
-
     # Sort by group; group weights are shares of all lines (heavy hitters have fixed shares).
     keys = prof * 100_000 + (tz + 50_000)
     group_keys, group_of = np.unique(keys, return_inverse=True)
     order = np.lexsort((np.arange(n), group_of))
-    ips = [ips[i] for i in order]
-    beh, ua, pop, activity, group_of = (
-        beh[order], ua[order], pop[order], activity[order], group_of[order])  # fmt: skip
+    group_of, activity = group_of[order], activity[order]
     hh_total = sum(h[1] for h in HEAVY_HITTERS)
-    group_profile = list(group_keys // 100_000)
-    group_tz = list(group_keys % 100_000 - 50_000)
-    group_weight = list(np.bincount(group_of, weights=activity) / activity.sum() * (1 - hh_total))
+    return _Population(
+        ips=[ips[i] for i in order], beh=beh[order], ua=ua[order], pop=pop[order],
+        activity=activity, group_of=group_of, hh=[np.full(n, -1)],
+        group_profile=list(group_keys // 100_000), group_tz=list(group_keys % 100_000 - 50_000),
+        group_weight=list(
+            np.bincount(group_of, weights=activity) / activity.sum() * (1 - hh_total)
+        ),
+    )  # fmt: skip
 
-    # Heavy hitters: a few hosts inside one /24 of a network of their country.
-    hh = [np.full(n, -1)]
-    libfetch = uas.index("libfetch/2.0")
+
+def _add_heavy_hitters(
+    rng: np.random.Generator,
+    people: _Population,
+    networks: list[tuple[str, str, float, str]],
+    net_tz: np.ndarray,
+    net_pop: np.ndarray,
+    libfetch: int,
+) -> None:
+    """Each heavy hitter: a few hosts inside one /24 of a network of its country, a group of its
+    own with a fixed share of the lines, looping apk as CI does."""
     for h, (country, share, _branch, _arches, n_hosts) in enumerate(HEAVY_HITTERS):
         cands = [
             j for j, (c, _, _, cidr) in enumerate(networks) if c == country and ":" not in cidr
@@ -857,39 +919,32 @@ def _build_clients(seed: int, lines_per_day: int) -> _Clients:
         j = cands[int(rng.integers(len(cands)))]
         net = ipaddress.ip_network(networks[j][3])
         base24 = int(net.network_address) + 256 * int(rng.integers(0, net.num_addresses // 256))
-        ips += _host_addresses(rng, networks[j][3], n_hosts, in_24=base24)
-        group_profile.append(PROFILES.index("ci"))
-        group_tz.append(int(net_tz[j]))
-        group_weight.append(share)
-        beh = np.append(beh, np.full(n_hosts, BEH["ci-loop"]))
-        ua = np.append(ua, np.full(n_hosts, libfetch))
-        pop = np.append(pop, np.full(n_hosts, net_pop[j]))
-        group_of = np.append(group_of, np.full(n_hosts, len(group_weight) - 1))
-        activity = np.append(activity, rng.lognormal(0.0, 0.5, n_hosts))
-        hh.append(np.full(n_hosts, h))
-    n_all = len(ips)
+        people.ips += _host_addresses(rng, networks[j][3], n_hosts, in_24=base24)
+        people.group_profile.append(PROFILES.index("ci"))
+        people.group_tz.append(int(net_tz[j]))
+        people.group_weight.append(share)
+        people.beh = np.append(people.beh, np.full(n_hosts, BEH["ci-loop"]))
+        people.ua = np.append(people.ua, np.full(n_hosts, libfetch))
+        people.pop = np.append(people.pop, np.full(n_hosts, net_pop[j]))
+        people.group_of = np.append(people.group_of, np.full(n_hosts, len(people.group_weight) - 1))
+        people.activity = np.append(people.activity, rng.lognormal(0.0, 0.5, n_hosts))
+        people.hh.append(np.full(n_hosts, h))
 
-    # Some clients sit behind a second POP of the same continent (anycast is not geography).
+
+def _anycast(
+    rng: np.random.Generator,
+    people: _Population,
+    networks: list[tuple[str, str, float, str]],
+    net_pop: np.ndarray,
+) -> None:
+    """Some clients sit behind a second POP of the same continent (anycast is not geography)."""
     continent_of = {int(p): cont for (_, cont, _, _), p in zip(networks, net_pop, strict=True)}
     neighbours = {
         p: [q for q, c in continent_of.items() if c == cont] for p, cont in continent_of.items()
     }
-    for i in np.flatnonzero(rng.random(n_all) < 0.04):
-        same = neighbours[int(pop[i])]
-        pop[i] = same[int(rng.integers(len(same)))]
-
-    # Servers and proxies show up every day; CI runners, laptops and browsers come and go, so a
-    # week has many more distinct clients than a day.
-    steady = [BEH["apk-server"], BEH["proxy"], BEH["crawler"], BEH["ci-loop"]]
-    return _Clients(
-        ips=ips, uas=uas, beh=beh, ua=ua, pop=pop, hh=np.concatenate(hh),
-        u_branch=rng.random(n_all), u_arch=rng.random(n_all),
-        rate=rng.lognormal(math.log(8.0), 1.0, n_all), activity=activity,
-        p_active=np.where(np.isin(beh, steady), 0.95, 0.55),
-        group_end=np.searchsorted(group_of, np.arange(len(group_weight)), side="right"),
-        group_profile=np.array(group_profile), group_tz=np.array(group_tz),
-        group_weight=np.array(group_weight),
-    )  # fmt: skip
+    for i in np.flatnonzero(rng.random(len(people.ips)) < 0.04):
+        same = neighbours[int(people.pop[i])]
+        people.pop[i] = same[int(rng.integers(len(same)))]
 
 
 def _path_vocab(
@@ -902,7 +957,33 @@ def _path_vocab(
     stale: list[list[str]],
     pkg_size: np.ndarray,
 ) -> tuple[list[str], list[str], np.ndarray, dict[str, int]]:
-    """Every path is prefix + file (+ query); both lists are indexed by arithmetic on codes."""
+    """Every path is prefix + file (+ query); both lists are indexed by arithmetic on codes, from
+    the offsets of their sections (`off`)."""
+    prefix, off = _prefixes(path_branches)
+    files = _FileList(off)
+    files.section("f_dir").put("", 0)
+    files.section("f_apkindex").put("APKINDEX.tar.gz", 0)
+    files.section("f_mirrors").put("MIRRORS.txt", 2663)
+    files.section("f_last_updated").put("last-updated", 11)
+    files.section("f_yaml").put("latest-releases.yaml", 6113)
+    files.section("f_junk")
+    for path, _status, size, _w, _post in JUNK:
+        files.put(path, size)
+    _put_packages(files, len(branches) + 1, names, current, stale, pkg_size)
+
+    def release_version(rb: int, k: int) -> str:
+        """Version k of release branch rb: a patch release (stable) or a dated snapshot (edge)."""
+        if rb < len(branches):
+            b = branches[rb]
+            return f"{b.major}.{b.minor}.{min(k, b.latest_patch)}"
+        return snapshots[min(k, len(snapshots) - 1)]
+
+    _put_releases(files, branches, max_k, release_version)
+    return prefix, files.names, np.array(files.sizes, dtype=np.int64), off
+
+
+def _prefixes(path_branches: list[str]) -> tuple[list[str], dict[str, int]]:
+    """The folder part of every path, and the offset of each kind of folder."""
     n_pb, n_a, n_r = len(path_branches), len(ARCHES), len(REPOS)
     off: dict[str, int] = {}
     prefix: list[str] = []
@@ -921,47 +1002,57 @@ def _path_vocab(
     off["p_root"] = len(prefix)
     prefix.append("/")
     assert len(prefix) == off["p_root"] + 1 and n_pb * n_r * n_a == off["p_rel"]
+    return prefix, off
 
-    files: list[str] = []
-    sizes: list[int] = []
 
-    def put(name: str, size: int) -> None:
-        files.append(name)
-        sizes.append(size)
+class _FileList:
+    """File names and sizes in sections; `off` gets each section's first index."""
 
-    off["f_dir"] = len(files)
-    put("", 0)
-    off["f_apkindex"] = len(files)
-    put("APKINDEX.tar.gz", 0)
-    off["f_mirrors"] = len(files)
-    put("MIRRORS.txt", 2663)
-    off["f_last_updated"] = len(files)
-    put("last-updated", 11)
-    off["f_yaml"] = len(files)
-    put("latest-releases.yaml", 6113)
-    off["f_junk"] = len(files)
-    for path, _status, size, _w, _post in JUNK:
-        put(path, size)
-    # Packages: (rb * P + p) * 2 + stale, rb over stable branches then edge.
-    off["f_pkg"] = len(files)
-    n_rb = len(branches) + 1
+    def __init__(self, off: dict[str, int]) -> None:
+        self.off = off
+        self.names: list[str] = []
+        self.sizes: list[int] = []
+
+    def section(self, name: str) -> _FileList:
+        self.off[name] = len(self.names)
+        return self
+
+    def put(self, name: str, size: int) -> None:
+        self.names.append(name)
+        self.sizes.append(size)
+
+
+def _put_packages(
+    files: _FileList,
+    n_rb: int,
+    names: list[str],
+    current: list[list[str]],
+    stale: list[list[str]],
+    pkg_size: np.ndarray,
+) -> None:
+    """Packages: (rb * P + p) * 2 + stale, rb over stable branches then edge; older branches'
+    packages are a little smaller."""
+    files.section("f_pkg")
     for rb in range(n_rb):
         shrink = 1.0 - 0.012 * (n_rb - 1 - rb)
         for p, name in enumerate(names):
             size = int(pkg_size[p] * max(shrink, 0.6))
-            put(f"{name}-{current[rb][p]}.apk", size)
-            put(f"{name}-{stale[rb][p]}.apk", size)
+            files.put(f"{name}-{current[rb][p]}.apk", size)
+            files.put(f"{name}-{stale[rb][p]}.apk", size)
 
-    def release_version(rb: int, k: int) -> str:
-        """Version k of release branch rb: a patch release (stable) or a dated snapshot (edge)."""
-        if rb < len(branches):
-            b = branches[rb]
-            return f"{b.major}.{b.minor}.{min(k, b.latest_patch)}"
-        return snapshots[min(k, len(snapshots) - 1)]
 
+def _put_releases(
+    files: _FileList,
+    branches: list[_Branch],
+    max_k: int,
+    release_version: Callable[[int, int], str],
+) -> None:
+    """Release images with their checksums and signatures, netboot files and cloud images of
+    every release branch; k = patch number (stable) or snapshot index (edge)."""
+    n_rb = len(branches) + 1
     # Release images: ((((rb * A + a) * FL + fl) * K + k) * 4 + ext); ext = image, .sha256,
-    # .sha512, .asc. k = patch number (stable) or snapshot index (edge).
-    off["f_rel"] = len(files)
+    # .sha512, .asc.
+    files.section("f_rel")
     for rb in range(n_rb):
         for a, arch in enumerate(ARCHES):
             for fl, flavor in enumerate(FLAVORS):
@@ -971,19 +1062,19 @@ def _path_vocab(
                     name = f"alpine-{flavor}-{version}-{arch}.{FLAVOR_EXT[fl]}"
                     size = int(FLAVOR_SIZE[fl] * ARCH_SIZE[a] * max(0.45, 1 - 0.04 * age)
                                * (1 + (_stable_hash(name) % 1000 - 500) / 10_000))  # fmt: skip
-                    put(name, size)
-                    put(name + ".sha256", 64 + 2 + len(name) + 1)
-                    put(name + ".sha512", 128 + 2 + len(name) + 1)
-                    put(name + ".asc", 833)
+                    files.put(name, size)
+                    files.put(name + ".sha256", 64 + 2 + len(name) + 1)
+                    files.put(name + ".sha512", 128 + 2 + len(name) + 1)
+                    files.put(name + ".asc", 833)
     # Netboot: (rb * K + k) * NB + file.
-    off["f_netboot"] = len(files)
+    files.section("f_netboot")
     for rb in range(n_rb):
         for k in range(max_k):
             version = release_version(rb, k)
             for kfile, size in NETBOOT_FILES:
-                put(f"netboot-{version}/{kfile}", size)
+                files.put(f"netboot-{version}/{kfile}", size)
     # Cloud images: ((((rb * K + k) * CL + cloud) * 2 + arch) * 2 + boot) * 2 + checksum.
-    off["f_cloud"] = len(files)
+    files.section("f_cloud")
     for rb in range(n_rb):
         for k in range(max_k):
             version = release_version(rb, k)
@@ -993,9 +1084,8 @@ def _path_vocab(
                     for boot in ("tiny", "cloudinit"):
                         name = f"{cloud}_alpine-{version}-{arch}-{firmware}-{boot}-r0.{ext}"
                         size = 148_898_304 if boot == "tiny" else 214_958_080
-                        put(name, size + _stable_hash(name) % 4_000_000)
-                        put(name + ".sha512", 128 + 2 + len(name) + 1)
-    return prefix, files, np.array(sizes, dtype=np.int64), off
+                        files.put(name, size + _stable_hash(name) % 4_000_000)
+                        files.put(name + ".sha512", 128 + 2 + len(name) + 1)
 
 
 # --- Output vocabularies -------------------------------------------------------------------------
@@ -1378,6 +1468,18 @@ GARBAGE = (  # raw bytes a log line can hold: binary junk, invalid UTF-8 (never 
 )
 
 
+@dataclass(frozen=True)
+class _Asked:
+    """What each line of a block asks for, before its path is filled in (codes per line)."""
+
+    typ: np.ndarray  # request type (T)
+    beh: np.ndarray  # the client's behaviour (BEH)
+    pb: np.ndarray  # branch as requested (path_branches)
+    rb: np.ndarray  # branch as resolved
+    arch: np.ndarray
+    hh: np.ndarray  # the heavy hitter asking, or -1
+
+
 @dataclass
 class _Cols:
     """Per-line codes while a block is being built."""
@@ -1412,18 +1514,65 @@ def _block(
     group: np.ndarray,
     fmt: str,
 ) -> list[bytes | memoryview]:
-    """Builds, formats and encodes one block of lines (already restricted to whole minutes)."""
+    """Builds, formats and encodes one block of lines (already restricted to whole minutes).
+
+    The steps draw from `rng` in a fixed order (who, where, what, how it went, how it is logged):
+    the same seed gives the same bytes.
+    """
+    ts_ms, client = _who_and_when(world, ctx, rng, minute, group)
+    beh = world.clients.beh[client].astype(np.int64)
+    hh = world.clients.hh[client]
+    pb, rb, arch = _branch_and_arch(world, ctx, rng, client, hh)
+    typ = _inverse_cdf(ctx.type_cdf, beh, rng.random(len(client)))
+    cols = _Cols.empty(len(client))
+    _Paths(world, ctx, rng, cols, _Asked(typ, beh, pb, rb, arch, hh)).fill()
+    body, head, purge = _responses(rng, cols, beh, fmt)
+    proto = _inverse_cdf(PROTO_CDF, beh, rng.random(len(client)))
+    # The columns both formats write; each adds its own and lays the line out.
+    shared = {
+        "ip": vocab.ips.gather(client),
+        "method": vocab.methods.gather(cols.method),
+        "prefix": vocab.prefix.gather(cols.prefix),
+        "file": vocab.files.gather(cols.file),
+        "query": vocab.queries.gather(cols.query),
+        "proto": vocab.protocols.gather(proto),
+        "status": cols.status,
+        "bytes": body,
+        "referer": vocab.referers.gather(cols.referer),
+        "ua": vocab.uas.gather(world.clients.ua[client]),
+    }
+    if fmt == "combined":
+        lines = _combined_lines(ctx, shared, ts_ms)
+    else:
+        state, elapsed = _cache_and_timing(world, rng, cols, client, body, purge, head)
+        lines = _fastly_lines(world, vocab, ctx, rng, shared, client, ts_ms, state, elapsed)
+    lines, raw_lines = _malform(world, ctx, rng, lines, client, ts_ms, fmt)
+    return _encoded(lines, raw_lines)
+
+
+def _who_and_when(
+    world: _World, ctx: _DayContext, rng: np.random.Generator, minute: np.ndarray, group: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Each line's time (ms of the day, in order) and client (one of its group's, by activity)."""
     n = len(minute)
     ts_ms = minute.astype(np.int64) * 60_000 + rng.integers(0, 60_000, n)
     order = np.argsort(ts_ms, kind="stable")
     ts_ms, group = ts_ms[order], group[order]
     client = np.searchsorted(ctx.group_cdf, group + rng.random(n), side="right")
     client = np.minimum(client, world.clients.group_end[group] - 1)
-    beh = world.clients.beh[client].astype(np.int64)
-    hh = world.clients.hh[client]
+    return ts_ms, client
 
-    # Branch and arch: mostly the client's own (a fixed random number walked through the day's
-    # cumulative mix, so clients move to newer branches as releases come out), sometimes another.
+
+def _branch_and_arch(
+    world: _World, ctx: _DayContext, rng: np.random.Generator, client: np.ndarray, hh: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Each line's branch as requested (`pb`), as resolved (`rb`), and arch.
+
+    Mostly the client's own (a fixed random number walked through the day's cumulative mix, so
+    clients move to newer branches as releases come out), sometimes another; heavy hitters keep
+    to theirs.
+    """
+    n = len(client)
     n_pb = len(world.path_branches)
     ub = np.where(rng.random(n) < 0.9, world.clients.u_branch[client], rng.random(n))
     pb = np.minimum(np.searchsorted(ctx.pb_cdf, ub, side="right"), n_pb - 1)
@@ -1441,14 +1590,15 @@ def _block(
             m = hh == h
             pick = np.array([ARCHES.index(a) for a in arches])
             arch[m] = pick[rng.integers(0, len(pick), int(m.sum()))]
-    typ = _inverse_cdf(ctx.type_cdf, beh, rng.random(n))
+    return pb, rb, arch
 
-    cols = _Cols.empty(n)
-    _fill_tree(world, ctx, rng, cols, typ, beh, pb, rb, arch, hh)
-    _fill_release(world, ctx, rng, cols, typ, beh, pb, arch)
-    _fill_other(world, rng, cols, typ, beh, pb, arch)
 
-    # Methods and partial downloads.
+def _responses(
+    rng: np.random.Generator, cols: _Cols, beh: np.ndarray, fmt: str
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """HEAD requests, partial and aborted downloads, overload and error bodies: sets the methods
+    and statuses in `cols`; returns the body bytes and the HEAD and PURGE masks."""
+    n = len(beh)
     u = rng.random(n)
     head = cols.big & (u < BEH_HEAD[beh])
     cols.method[head] = METHODS.index("HEAD")
@@ -1470,64 +1620,70 @@ def _block(
         body[purge] = BODY_405
     else:
         body[purge] = 46
-    proto = _inverse_cdf(PROTO_CDF, beh, rng.random(n))
+    return body, head, purge
 
-    # The columns both formats write; each adds its own and lays the line out.
-    shared = {
-        "ip": vocab.ips.gather(client),
-        "method": vocab.methods.gather(cols.method),
-        "prefix": vocab.prefix.gather(cols.prefix),
-        "file": vocab.files.gather(cols.file),
-        "query": vocab.queries.gather(cols.query),
-        "proto": vocab.protocols.gather(proto),
-        "status": cols.status,
-        "bytes": body,
-        "referer": vocab.referers.gather(cols.referer),
-        "ua": vocab.uas.gather(world.clients.ua[client]),
-    }
-    if fmt == "combined":
-        frame = pl.DataFrame({**shared, "time": ctx.time_text.gather(ts_ms // 1000)})
-        line = pl.concat_str(
-            pl.col("ip"), pl.lit(" - - ["), pl.col("time"), pl.lit('] "'), pl.col("method"),
-            pl.lit(" "), pl.col("prefix"), pl.col("file"), pl.col("query"), pl.lit(" "),
-            pl.col("proto"), pl.lit('" '), pl.col("status").cast(pl.String), pl.lit(" "),
-            pl.col("bytes").cast(pl.String), pl.lit(' "'), pl.col("referer"), pl.lit('" "'),
-            pl.col("ua"), pl.lit('"'),
-        )  # fmt: skip
-    else:
-        state, elapsed = _cache_and_timing(world, rng, cols, client, body, purge, head)
-        pop = world.clients.pop[client].astype(np.int64)
-        node = pop * NODES_PER_POP + rng.integers(0, NODES_PER_POP, n)
-        frame = pl.DataFrame(
-            {
-                **shared,
-                "sec": ctx.time_text.gather(ts_ms // 1000),
-                "ms": vocab.digits3.gather(ts_ms % 1000),
-                "node": vocab.nodes.gather(node),
-                "pop": vocab.pops.gather(pop),
-                "state": vocab.states.gather(state),
-                "elapsed": elapsed,
-            }
-        )
-        line = pl.concat_str(
-            pl.lit("<134>"), pl.col("sec"), pl.lit("Z "), pl.col("node"),
-            pl.lit(f' {SYSLOG_TAG}: {{"timestamp":"'), pl.col("sec"), pl.lit("."), pl.col("ms"),
-            pl.lit('Z","client_ip":"'), pl.col("ip"), pl.lit('","request_method":"'),
-            pl.col("method"), pl.lit('","url":"'), pl.col("prefix"), pl.col("file"),
-            pl.col("query"), pl.lit('","request_protocol":"'), pl.col("proto"),
-            pl.lit('","response_status":'), pl.col("status").cast(pl.String),
-            pl.lit(',"response_body_size":'), pl.col("bytes").cast(pl.String),
-            pl.lit(',"request_user_agent":'), pl.col("ua"), pl.lit(',"request_referer":'),
-            pl.col("referer"), pl.lit(',"server_datacenter":"'), pl.col("pop"),
-            pl.lit('","response_state":"'), pl.col("state"), pl.lit('","time_elapsed":'),
-            pl.col("elapsed").cast(pl.String), pl.lit(f',"host":"{HOST}"}}'),
-        )  # fmt: skip
-    lines = frame.select(line.alias("line")).to_series()
-    lines, raw_lines = _malform(world, ctx, rng, lines, client, ts_ms, fmt)
+
+def _combined_lines(ctx: _DayContext, shared: dict[str, object], ts_ms: np.ndarray) -> pl.Series:
+    """nginx's combined format, as the T1 mirrors log it."""
+    frame = pl.DataFrame({**shared, "time": ctx.time_text.gather(ts_ms // 1000)})
+    line = pl.concat_str(
+        pl.col("ip"), pl.lit(" - - ["), pl.col("time"), pl.lit('] "'), pl.col("method"),
+        pl.lit(" "), pl.col("prefix"), pl.col("file"), pl.col("query"), pl.lit(" "),
+        pl.col("proto"), pl.lit('" '), pl.col("status").cast(pl.String), pl.lit(" "),
+        pl.col("bytes").cast(pl.String), pl.lit(' "'), pl.col("referer"), pl.lit('" "'),
+        pl.col("ua"), pl.lit('"'),
+    )  # fmt: skip
+    return frame.select(line.alias("line")).to_series()
+
+
+def _fastly_lines(
+    world: _World,
+    vocab: _Vocab,
+    ctx: _DayContext,
+    rng: np.random.Generator,
+    shared: dict[str, object],
+    client: np.ndarray,
+    ts_ms: np.ndarray,
+    state: np.ndarray,
+    elapsed: np.ndarray,
+) -> pl.Series:
+    """Fastly's JSON log streaming behind a syslog prefix, from the cache node of the client's
+    POP."""
+    pop = world.clients.pop[client].astype(np.int64)
+    node = pop * NODES_PER_POP + rng.integers(0, NODES_PER_POP, len(client))
+    frame = pl.DataFrame(
+        {
+            **shared,
+            "sec": ctx.time_text.gather(ts_ms // 1000),
+            "ms": vocab.digits3.gather(ts_ms % 1000),
+            "node": vocab.nodes.gather(node),
+            "pop": vocab.pops.gather(pop),
+            "state": vocab.states.gather(state),
+            "elapsed": elapsed,
+        }
+    )
+    line = pl.concat_str(
+        pl.lit("<134>"), pl.col("sec"), pl.lit("Z "), pl.col("node"),
+        pl.lit(f' {SYSLOG_TAG}: {{"timestamp":"'), pl.col("sec"), pl.lit("."), pl.col("ms"),
+        pl.lit('Z","client_ip":"'), pl.col("ip"), pl.lit('","request_method":"'),
+        pl.col("method"), pl.lit('","url":"'), pl.col("prefix"), pl.col("file"),
+        pl.col("query"), pl.lit('","request_protocol":"'), pl.col("proto"),
+        pl.lit('","response_status":'), pl.col("status").cast(pl.String),
+        pl.lit(',"response_body_size":'), pl.col("bytes").cast(pl.String),
+        pl.lit(',"request_user_agent":'), pl.col("ua"), pl.lit(',"request_referer":'),
+        pl.col("referer"), pl.lit(',"server_datacenter":"'), pl.col("pop"),
+        pl.lit('","response_state":"'), pl.col("state"), pl.lit('","time_elapsed":'),
+        pl.col("elapsed").cast(pl.String), pl.lit(f',"host":"{HOST}"}}'),
+    )  # fmt: skip
+    return frame.select(line.alias("line")).to_series()
+
+
+def _encoded(lines: pl.Series, raw_lines: list[tuple[int, bytes]]) -> list[bytes | memoryview]:
+    """The block's bytes: the lines as UTF-8, with the raw-byte lines (empty in the text)
+    spliced in at their line's offset."""
     data = memoryview((lines.str.join("\n").item() + "\n").encode())
     if not raw_lines:
         return [data]
-    # Raw-byte lines are empty in the text; splice the bytes in at their line's offset.
     ends = np.cumsum(lines.str.len_bytes().to_numpy().astype(np.int64) + 1)
     parts: list[bytes | memoryview] = []
     prev = 0
@@ -1539,73 +1695,228 @@ def _block(
     return parts
 
 
-def _fill_tree(
-    world: _World,
-    ctx: _DayContext,
-    rng: np.random.Generator,
-    cols: _Cols,
-    typ: np.ndarray,
-    beh: np.ndarray,
-    pb: np.ndarray,
-    rb: np.ndarray,
-    arch: np.ndarray,
-    hh: np.ndarray,
-) -> None:
-    """Index and package requests: /alpine/<branch>/<repo>/<arch>/<file>."""
-    n_r, n_a = len(REPOS), len(ARCHES)
-    n_stable = world.n_stable
-    has_community = np.array(
-        [(b.major, b.minor) >= (3, 3) for b in world.branches] + [True], dtype=bool
-    )
-    arch_ok = np.diff(ctx.arch_cdf, axis=1, prepend=0.0) > 0
+@dataclass
+class _Paths:
+    """Fills in the path (prefix and file), size, status and cache odds of each line of a block
+    from what it asks for, one kind of request at a time."""
 
-    ix = np.flatnonzero(typ == T["apkindex"])
-    u = rng.random(len(ix))
-    is_edge = rb[ix] == n_stable
-    repo = np.where(is_edge, np.searchsorted([0.5, 0.92], u, side="right"), (u >= 0.53) * 1)
-    repo = np.where(has_community[rb[ix]], repo, 0)
-    cols.prefix[ix] = world.off["p_tree"] + (pb[ix] * n_r + repo) * n_a + arch[ix]
-    cols.file[ix] = world.off["f_apkindex"]
-    cols.size[ix] = ctx.index_size[rb[ix], repo, arch[ix]]
-    cols.status[ix] = np.where(rng.random(len(ix)) < BEH_P304[beh[ix]], 304, 200)
-    cols.miss_p[ix] = np.where(is_edge, 0.1, 0.04)
-    apk_ix = ix
+    world: _World
+    ctx: _DayContext
+    rng: np.random.Generator
+    cols: _Cols
+    asked: _Asked
 
-    ix = np.flatnonzero(typ == T["package"])
-    rbi = rb[ix]
-    is_edge = rbi == n_stable
-    u = rng.random(len(ix))
-    pkg = np.where(
-        is_edge,
-        np.searchsorted(world.pkg_cdf_edge, u, side="right"),
-        np.searchsorted(world.pkg_cdf_stable, u, side="right"),
-    )
-    pkg = np.minimum(pkg, world.n_pkg - 1)
-    m = hh[ix] >= 0
-    pkg[m] = world.hh_packages[rng.integers(0, len(world.hh_packages), int(m.sum()))]
-    repo = world.pkg_repo[pkg].astype(np.int64)
-    repo = np.where(has_community[rbi] | (repo != 1), repo, 0)
-    # A client with a stale index asks for a superseded file, which the mirror deleted.
-    stale = (rng.random(len(ix)) < 0.03) & ~m
-    cols.prefix[ix] = world.off["p_tree"] + (pb[ix] * n_r + repo) * n_a + arch[ix]
-    cols.file[ix] = world.off["f_pkg"] + (rbi * world.n_pkg + pkg) * 2 + stale
-    cols.size[ix] = (world.file_size[cols.file[ix]] * ARCH_SIZE[arch[ix]]).astype(np.int64)
-    u = rng.random(len(ix))
-    cols.status[ix] = np.where(stale, 404, np.where(u < 0.004, 304, 200))
-    cols.big[ix] = cols.size[ix] > 5_000_000
-    cols.miss_p[ix] = np.where(stale, 0.5, 0.01 + 0.45 * (pkg / world.n_pkg) ** 0.6)
-    purge = (beh[ix] == BEH["curl"]) & (rng.random(len(ix)) < 0.003)
-    cols.method[ix[purge]] = METHODS.index("PURGE")
+    def fill(self) -> None:
+        self.tree()
+        self.release()
+        self.other()
 
-    # A few requests for a branch/arch pair that does not exist (v3.16/main/riscv64): 404.
-    both = np.concatenate([apk_ix, ix])
-    odd = both[rng.random(len(both)) < 0.003]
-    new_arch = rng.integers(0, n_a, len(odd))
-    missing = ~arch_ok[rb[odd], new_arch]
-    odd, new_arch = odd[missing], new_arch[missing]
-    cols.prefix[odd] += new_arch - arch[odd]
-    cols.status[odd] = 404
-    cols.big[odd] = False
+    def tree(self) -> None:
+        """Index and package requests: /alpine/<branch>/<repo>/<arch>/<file>."""
+        has_community = np.array(
+            [(b.major, b.minor) >= (3, 3) for b in self.world.branches] + [True], dtype=bool
+        )
+        index = np.flatnonzero(self.asked.typ == T["apkindex"])
+        self.index(index, has_community)
+        packages = np.flatnonzero(self.asked.typ == T["package"])
+        self.packages(packages, has_community)
+        # A few requests for a branch/arch pair that does not exist (v3.16/main/riscv64): 404.
+        arch_ok = np.diff(self.ctx.arch_cdf, axis=1, prepend=0.0) > 0
+        both = np.concatenate([index, packages])
+        odd = both[self.rng.random(len(both)) < 0.003]
+        new_arch = self.rng.integers(0, len(ARCHES), len(odd))
+        missing = ~arch_ok[self.asked.rb[odd], new_arch]
+        odd, new_arch = odd[missing], new_arch[missing]
+        self.cols.prefix[odd] += new_arch - self.asked.arch[odd]
+        self.cols.status[odd] = 404
+        self.cols.big[odd] = False
+
+    def index(self, ix: np.ndarray, has_community: np.ndarray) -> None:
+        """APKINDEX.tar.gz of main or community (edge: testing too); apk's refreshes get 304s."""
+        n_r, n_a = len(REPOS), len(ARCHES)
+        u = self.rng.random(len(ix))
+        is_edge = self.asked.rb[ix] == self.world.n_stable
+        repo = np.where(is_edge, np.searchsorted([0.5, 0.92], u, side="right"), (u >= 0.53) * 1)
+        repo = np.where(has_community[self.asked.rb[ix]], repo, 0)
+        self.cols.prefix[ix] = (
+            self.world.off["p_tree"] + (self.asked.pb[ix] * n_r + repo) * n_a + self.asked.arch[ix]
+        )
+        self.cols.file[ix] = self.world.off["f_apkindex"]
+        self.cols.size[ix] = self.ctx.index_size[self.asked.rb[ix], repo, self.asked.arch[ix]]
+        self.cols.status[ix] = np.where(
+            self.rng.random(len(ix)) < BEH_P304[self.asked.beh[ix]], 304, 200
+        )
+        self.cols.miss_p[ix] = np.where(is_edge, 0.1, 0.04)
+
+    def packages(self, ix: np.ndarray, has_community: np.ndarray) -> None:
+        """.apk downloads by popularity (heavy hitters fetch their own few), some of a superseded
+        version the mirror already deleted (404), and the odd PURGE."""
+        n_r, n_a = len(REPOS), len(ARCHES)
+        rbi = self.asked.rb[ix]
+        is_edge = rbi == self.world.n_stable
+        u = self.rng.random(len(ix))
+        pkg = np.where(
+            is_edge,
+            np.searchsorted(self.world.pkg_cdf_edge, u, side="right"),
+            np.searchsorted(self.world.pkg_cdf_stable, u, side="right"),
+        )
+        pkg = np.minimum(pkg, self.world.n_pkg - 1)
+        m = self.asked.hh[ix] >= 0
+        pkg[m] = self.world.hh_packages[
+            self.rng.integers(0, len(self.world.hh_packages), int(m.sum()))
+        ]
+        repo = self.world.pkg_repo[pkg].astype(np.int64)
+        repo = np.where(has_community[rbi] | (repo != 1), repo, 0)
+        # A client with a stale index asks for a superseded file, which the mirror deleted.
+        stale = (self.rng.random(len(ix)) < 0.03) & ~m
+        self.cols.prefix[ix] = (
+            self.world.off["p_tree"] + (self.asked.pb[ix] * n_r + repo) * n_a + self.asked.arch[ix]
+        )
+        self.cols.file[ix] = self.world.off["f_pkg"] + (rbi * self.world.n_pkg + pkg) * 2 + stale
+        self.cols.size[ix] = (
+            self.world.file_size[self.cols.file[ix]] * ARCH_SIZE[self.asked.arch[ix]]
+        ).astype(np.int64)
+        u = self.rng.random(len(ix))
+        self.cols.status[ix] = np.where(stale, 404, np.where(u < 0.004, 304, 200))
+        self.cols.big[ix] = self.cols.size[ix] > 5_000_000
+        self.cols.miss_p[ix] = np.where(stale, 0.5, 0.01 + 0.45 * (pkg / self.world.n_pkg) ** 0.6)
+        purge = (self.asked.beh[ix] == BEH["curl"]) & (self.rng.random(len(ix)) < 0.003)
+        self.cols.method[ix[purge]] = METHODS.index("PURGE")
+
+    def release(self) -> None:
+        """Release artefacts under /alpine/<branch>/releases/: images, checksums, netboot, cloud."""
+        images = np.flatnonzero(
+            np.isin(self.asked.typ, [T["release"], T["checksum"], T["signature"]])
+        )
+        self.images(images)
+        ix = np.flatnonzero(self.asked.typ == T["release_index"])
+        rpb = _release_branch(self.world, self.ctx, self.rng, self.asked.pb[ix])
+        self.cols.prefix[ix] = self.world.off["p_rel"] + rpb * len(ARCHES) + self.asked.arch[ix]
+        self.cols.file[ix] = self.world.off["f_yaml"]
+        self.cols.size[ix] = (6113 * YAML_ARCH[self.asked.arch[ix]]).astype(np.int64)
+        self.netboot(np.flatnonzero(self.asked.typ == T["netboot"]))
+        self.cloud(np.flatnonzero(self.asked.typ == T["cloud"]))
+
+    def images(self, ix: np.ndarray) -> None:
+        """Release images (a flavour the arch has) and their .sha256, .sha512 and .asc; people in
+        browsers come from the downloads page."""
+        n_a, n_fl, k_max = len(ARCHES), len(FLAVORS), self.world.max_k
+        rpb = _release_branch(self.world, self.ctx, self.rng, self.asked.pb[ix])
+        rrb = self.ctx.pb_to_rb[rpb]
+        a = self.asked.arch[ix]
+        flavor = _inverse_cdf(
+            FLAVOR_CDF, BEH_FLAVOR_GROUP[self.asked.beh[ix]], self.rng.random(len(ix))
+        )
+        flavor = np.where(FLAVOR_OK[a, flavor], flavor, 0)
+        k = _release_patch(self.ctx, self.rng, rrb)
+        t = self.asked.typ[ix]
+        ext = np.where(
+            t == T["release"],
+            0,
+            np.where(t == T["signature"], 3, 1 + (self.rng.random(len(ix)) < 0.3)),
+        )
+        self.cols.prefix[ix] = self.world.off["p_rel"] + rpb * n_a + a
+        self.cols.file[ix] = self.world.off["f_rel"] + (
+            (((rrb * n_a + a) * n_fl + flavor) * k_max + k) * 4 + ext
+        )
+        self.cols.size[ix] = self.world.file_size[self.cols.file[ix]]
+        self.cols.big[ix] = ext == 0
+        old = k < self.ctx.patch_now[rrb]
+        self.cols.miss_p[ix] = np.where(ext == 0, 0.05 + 0.25 * old, 0.03)
+        people = (self.asked.beh[ix] == BEH["browser"]) & (self.rng.random(len(ix)) < 0.8)
+        self.cols.referer[ix[people]] = np.where(self.rng.random(int(people.sum())) < 0.93, 1, 4)
+
+    def netboot(self, ix: np.ndarray) -> None:
+        """netboot-<version>/ kernels, initramfs and modloops (none for mips64)."""
+        rpb = _release_branch(self.world, self.ctx, self.rng, self.asked.pb[ix])
+        rrb = self.ctx.pb_to_rb[rpb]
+        a = np.where(self.asked.arch[ix] == ARCHES.index("mips64"), 0, self.asked.arch[ix])
+        k = _release_patch(self.ctx, self.rng, rrb)
+        kfile = np.searchsorted(
+            NETBOOT_CDF / NETBOOT_CDF[-1], self.rng.random(len(ix)), side="right"
+        )
+        self.cols.prefix[ix] = self.world.off["p_rel"] + rpb * len(ARCHES) + a
+        self.cols.file[ix] = (
+            self.world.off["f_netboot"] + (rrb * self.world.max_k + k) * len(NETBOOT_FILES) + kfile
+        )
+        self.cols.size[ix] = self.world.file_size[self.cols.file[ix]]
+        self.cols.big[ix] = True
+        self.cols.miss_p[ix] = 0.15
+
+    def cloud(self, ix: np.ndarray) -> None:
+        """Cloud images under releases/cloud/ (branches that have them, else the newest)."""
+        k_max = self.world.max_k
+        rpb = _release_branch(self.world, self.ctx, self.rng, self.asked.pb[ix])
+        newest = (
+            self.ctx.newest
+            if self.ctx.newest < self.world.n_stable
+            else len(self.world.path_branches) - 1
+        )
+        rpb = np.where(self.ctx.has_cloud[self.ctx.pb_to_rb[rpb]], rpb, newest)
+        rrb = self.ctx.pb_to_rb[rpb]
+        k = _release_patch(self.ctx, self.rng, rrb)
+        cloud = np.searchsorted(CLOUD_CDF / CLOUD_CDF[-1], self.rng.random(len(ix)), side="right")
+        carch = (self.rng.random(len(ix)) < 0.2).astype(np.int64)
+        boot = (self.rng.random(len(ix)) < 0.5).astype(np.int64)
+        sig = (self.rng.random(len(ix)) < 0.15).astype(np.int64)
+        self.cols.prefix[ix] = self.world.off["p_cloud"] + rpb
+        self.cols.file[ix] = self.world.off["f_cloud"] + (
+            (((((rrb * k_max + k) * len(CLOUDS) + cloud) * 2 + carch) * 2 + boot) * 2) + sig
+        )
+        self.cols.size[ix] = self.world.file_size[self.cols.file[ix]]
+        self.cols.big[ix] = sig == 0
+        self.cols.miss_p[ix] = np.where(sig == 0, 0.2, 0.05)
+
+    def other(self) -> None:
+        """Mirror-root files, directory listings (autoindex) and paths outside the tree."""
+        off = self.world.off
+        n_r, n_a = len(REPOS), len(ARCHES)
+        for name, file, size in (
+            ("mirrors", "f_mirrors", 2663),
+            ("last_updated", "f_last_updated", 11),
+        ):
+            ix = np.flatnonzero(self.asked.typ == T[name])
+            self.cols.prefix[ix] = off["p_alpine"]
+            self.cols.file[ix] = off[file]
+            self.cols.size[ix] = size
+            cache_buster = (self.asked.beh[ix] == BEH["python"]) & (self.rng.random(len(ix)) < 0.1)
+            self.cols.query[ix[cache_buster]] = QUERIES.index("?nocache=1")
+
+        ix = np.flatnonzero(self.asked.typ == T["directory"])
+        u = self.rng.random(len(ix))
+        level = np.searchsorted([0.15, 0.35, 0.65], u, side="right")
+        repo = (self.rng.random(len(ix)) < 0.45).astype(np.int64)
+        self.cols.prefix[ix] = np.select(
+            [level == 0, level == 1, level == 2],
+            [
+                off["p_alpine"],
+                off["p_branch"] + self.asked.pb[ix],
+                off["p_repo"] + self.asked.pb[ix] * n_r + repo,
+            ],
+            off["p_tree"] + (self.asked.pb[ix] * n_r + repo) * n_a + self.asked.arch[ix],
+        )
+        self.cols.file[ix] = off["f_dir"]
+        listing = np.where(repo == 0, 310_000, 3_600_000) * ARCH_SIZE[self.asked.arch[ix]]
+        self.cols.size[ix] = np.select(
+            [level == 0, level == 1, level == 2], [3_500, 1_100, 900], listing
+        ).astype(np.int64)
+        self.cols.miss_p[ix] = 0.5
+        crawler = (self.asked.beh[ix] == BEH["crawler"]) & (self.rng.random(len(ix)) < 0.25)
+        self.cols.query[ix[crawler]] = self.rng.integers(1, 4, int(crawler.sum()))
+        people = (self.asked.beh[ix] == BEH["browser"]) & (self.rng.random(len(ix)) < 0.5)
+        self.cols.referer[ix[people]] = np.where(self.rng.random(int(people.sum())) < 0.8, 2, 3)
+
+        ix = np.flatnonzero(self.asked.typ == T["junk"])
+        j = np.minimum(
+            np.searchsorted(JUNK_CDF, self.rng.random(len(ix)), side="right"), len(JUNK) - 1
+        )
+        self.cols.prefix[ix] = off["p_root"]
+        self.cols.file[ix] = off["f_junk"] + j
+        self.cols.status[ix] = np.array([x[1] for x in JUNK])[j]
+        self.cols.size[ix] = np.array([x[2] for x in JUNK])[j]
+        post = self.rng.random(len(ix)) < np.array([x[4] for x in JUNK])[j]
+        self.cols.method[ix[post]] = METHODS.index("POST")
+        self.cols.miss_p[ix] = 1.0  # PASS or MISS, decided with the cache state
 
 
 def _release_branch(
@@ -1623,132 +1934,6 @@ def _release_patch(ctx: _DayContext, rng: np.random.Generator, rb: np.ndarray) -
     now = ctx.patch_now[rb]
     older = (rng.random(len(rb)) * (now + 1)).astype(np.int64)
     return np.where(rng.random(len(rb)) < 0.2, older, now)
-
-
-def _fill_release(
-    world: _World,
-    ctx: _DayContext,
-    rng: np.random.Generator,
-    cols: _Cols,
-    typ: np.ndarray,
-    beh: np.ndarray,
-    pb: np.ndarray,
-    arch: np.ndarray,
-) -> None:
-    """Release artefacts under /alpine/<branch>/releases/: images, checksums, netboot, cloud."""
-    n_a, n_fl, k_max = len(ARCHES), len(FLAVORS), world.max_k
-    off = world.off
-    browser = BEH["browser"]
-
-    ix = np.flatnonzero(np.isin(typ, [T["release"], T["checksum"], T["signature"]]))
-    rpb = _release_branch(world, ctx, rng, pb[ix])
-    rrb = ctx.pb_to_rb[rpb]
-    a = arch[ix]
-    flavor = _inverse_cdf(FLAVOR_CDF, BEH_FLAVOR_GROUP[beh[ix]], rng.random(len(ix)))
-    flavor = np.where(FLAVOR_OK[a, flavor], flavor, 0)
-    k = _release_patch(ctx, rng, rrb)
-    t = typ[ix]
-    ext = np.where(
-        t == T["release"], 0, np.where(t == T["signature"], 3, 1 + (rng.random(len(ix)) < 0.3))
-    )
-    cols.prefix[ix] = off["p_rel"] + rpb * n_a + a
-    cols.file[ix] = off["f_rel"] + ((((rrb * n_a + a) * n_fl + flavor) * k_max + k) * 4 + ext)
-    cols.size[ix] = world.file_size[cols.file[ix]]
-    cols.big[ix] = ext == 0
-    old = k < ctx.patch_now[rrb]
-    cols.miss_p[ix] = np.where(ext == 0, 0.05 + 0.25 * old, 0.03)
-    people = (beh[ix] == browser) & (rng.random(len(ix)) < 0.8)
-    cols.referer[ix[people]] = np.where(rng.random(int(people.sum())) < 0.93, 1, 4)
-
-    ix = np.flatnonzero(typ == T["release_index"])
-    rpb = _release_branch(world, ctx, rng, pb[ix])
-    cols.prefix[ix] = off["p_rel"] + rpb * n_a + arch[ix]
-    cols.file[ix] = off["f_yaml"]
-    cols.size[ix] = (6113 * YAML_ARCH[arch[ix]]).astype(np.int64)
-
-    ix = np.flatnonzero(typ == T["netboot"])
-    rpb = _release_branch(world, ctx, rng, pb[ix])
-    rrb = ctx.pb_to_rb[rpb]
-    a = np.where(arch[ix] == ARCHES.index("mips64"), 0, arch[ix])
-    k = _release_patch(ctx, rng, rrb)
-    kfile = np.searchsorted(NETBOOT_CDF / NETBOOT_CDF[-1], rng.random(len(ix)), side="right")
-    cols.prefix[ix] = off["p_rel"] + rpb * n_a + a
-    cols.file[ix] = off["f_netboot"] + (rrb * k_max + k) * len(NETBOOT_FILES) + kfile
-    cols.size[ix] = world.file_size[cols.file[ix]]
-    cols.big[ix] = True
-    cols.miss_p[ix] = 0.15
-
-    ix = np.flatnonzero(typ == T["cloud"])
-    rpb = _release_branch(world, ctx, rng, pb[ix])
-    newest = ctx.newest if ctx.newest < world.n_stable else len(world.path_branches) - 1
-    rpb = np.where(ctx.has_cloud[ctx.pb_to_rb[rpb]], rpb, newest)
-    rrb = ctx.pb_to_rb[rpb]
-    k = _release_patch(ctx, rng, rrb)
-    cloud = np.searchsorted(CLOUD_CDF / CLOUD_CDF[-1], rng.random(len(ix)), side="right")
-    carch = (rng.random(len(ix)) < 0.2).astype(np.int64)
-    boot = (rng.random(len(ix)) < 0.5).astype(np.int64)
-    sig = (rng.random(len(ix)) < 0.15).astype(np.int64)
-    cols.prefix[ix] = off["p_cloud"] + rpb
-    cols.file[ix] = off["f_cloud"] + (
-        (((((rrb * k_max + k) * len(CLOUDS) + cloud) * 2 + carch) * 2 + boot) * 2) + sig
-    )
-    cols.size[ix] = world.file_size[cols.file[ix]]
-    cols.big[ix] = sig == 0
-    cols.miss_p[ix] = np.where(sig == 0, 0.2, 0.05)
-
-
-def _fill_other(
-    world: _World,
-    rng: np.random.Generator,
-    cols: _Cols,
-    typ: np.ndarray,
-    beh: np.ndarray,
-    pb: np.ndarray,
-    arch: np.ndarray,
-) -> None:
-    """Mirror-root files, directory listings (autoindex) and paths outside the tree."""
-    off = world.off
-    n_r, n_a = len(REPOS), len(ARCHES)
-    for name, file, size in (
-        ("mirrors", "f_mirrors", 2663),
-        ("last_updated", "f_last_updated", 11),
-    ):
-        ix = np.flatnonzero(typ == T[name])
-        cols.prefix[ix] = off["p_alpine"]
-        cols.file[ix] = off[file]
-        cols.size[ix] = size
-        cache_buster = (beh[ix] == BEH["python"]) & (rng.random(len(ix)) < 0.1)
-        cols.query[ix[cache_buster]] = QUERIES.index("?nocache=1")
-
-    ix = np.flatnonzero(typ == T["directory"])
-    u = rng.random(len(ix))
-    level = np.searchsorted([0.15, 0.35, 0.65], u, side="right")
-    repo = (rng.random(len(ix)) < 0.45).astype(np.int64)
-    cols.prefix[ix] = np.select(
-        [level == 0, level == 1, level == 2],
-        [off["p_alpine"], off["p_branch"] + pb[ix], off["p_repo"] + pb[ix] * n_r + repo],
-        off["p_tree"] + (pb[ix] * n_r + repo) * n_a + arch[ix],
-    )
-    cols.file[ix] = off["f_dir"]
-    listing = np.where(repo == 0, 310_000, 3_600_000) * ARCH_SIZE[arch[ix]]
-    cols.size[ix] = np.select(
-        [level == 0, level == 1, level == 2], [3_500, 1_100, 900], listing
-    ).astype(np.int64)
-    cols.miss_p[ix] = 0.5
-    crawler = (beh[ix] == BEH["crawler"]) & (rng.random(len(ix)) < 0.25)
-    cols.query[ix[crawler]] = rng.integers(1, 4, int(crawler.sum()))
-    people = (beh[ix] == BEH["browser"]) & (rng.random(len(ix)) < 0.5)
-    cols.referer[ix[people]] = np.where(rng.random(int(people.sum())) < 0.8, 2, 3)
-
-    ix = np.flatnonzero(typ == T["junk"])
-    j = np.minimum(np.searchsorted(JUNK_CDF, rng.random(len(ix)), side="right"), len(JUNK) - 1)
-    cols.prefix[ix] = off["p_root"]
-    cols.file[ix] = off["f_junk"] + j
-    cols.status[ix] = np.array([x[1] for x in JUNK])[j]
-    cols.size[ix] = np.array([x[2] for x in JUNK])[j]
-    post = rng.random(len(ix)) < np.array([x[4] for x in JUNK])[j]
-    cols.method[ix[post]] = METHODS.index("POST")
-    cols.miss_p[ix] = 1.0  # PASS or MISS, decided with the cache state
 
 
 def _cache_and_timing(
@@ -1793,10 +1978,6 @@ def _malform(
     """Replaces ~0.1% of lines with the broken kinds real edges log.
 
     Lines of raw bytes (not valid UTF-8) are left empty and returned as (position, bytes).
-
-    combined: a TLS ClientHello sent to port 80 (nginx logs the bytes as \\xHH, status 400), a
-    connection that sent nothing (`"-" 408`), a line cut short, garbage (an error-log line, raw
-    binary). fastly: JSON cut short, a syslog line without JSON, raw binary.
     """
     n = len(lines)
     k = int(rng.binomial(n, MALFORMED_RATE))
@@ -1807,41 +1988,53 @@ def _malform(
     values: list[str] = []
     raw_lines: list[tuple[int, bytes]] = []
     for i, p in enumerate(pos.tolist()):
-        original = lines[p]
-        ip = world.clients.ips[int(client[p])]
-        when = ctx.time_text[int(ts_ms[p] // 1000)]
-        x = kinds[i]
         if fmt == "combined":
-            if x < 0.35:
-                hello = bytes([0x16, 0x03, 0x01, 0x02, 0x00, 0x01, 0x00, 0x01, 0xFC, 0x03, 0x03])
-                hello += rng.integers(0, 256, int(rng.integers(8, 40))).astype(np.uint8).tobytes()
-                request = _escape_nginx_bytes(hello)
-                values.append(f'{ip} - - [{when}] "{request}" 400 {BODY_400} "-" "-"')
-            elif x < 0.6:
-                values.append(f'{ip} - - [{when}] "-" 408 0 "-" "-"')
-            elif x < 0.85:
-                values.append(original[: int(rng.integers(10, max(11, len(original) - 3)))])
-            elif x < 0.93:
-                stamp = dt.datetime.strptime(when[:20], "%d/%b/%Y:%H:%M:%S")
-                values.append(
-                    f"{stamp:%Y/%m/%d %H:%M:%S} [error] 3121#3121: *{int(rng.integers(1_000_000))} "
-                    f'open() "/srv/mirror/alpine/edge/main/x86_64/xz-5.8.0-r0.apk" failed (2: No '
-                    f"such file or directory), client: {ip}, server: {HOST}, request: "
-                    f'"GET /alpine/edge/main/x86_64/xz-5.8.0-r0.apk HTTP/1.1", host: "{HOST}"'
-                )
-            else:
-                values.append("")
-                raw_lines.append((p, GARBAGE[int(rng.integers(len(GARBAGE)))]))
+            ip = world.clients.ips[int(client[p])]
+            when = ctx.time_text[int(ts_ms[p] // 1000)]
+            text, raw = _broken_combined(rng, kinds[i], lines[p], ip, when)
         else:
-            start = original.index("{")
-            if x < 0.6:
-                values.append(original[: int(rng.integers(start + 1, len(original) - 1))])
-            elif x < 0.9:
-                values.append(original[:start] + "logging endpoint test message")
-            else:
-                values.append("")
-                raw_lines.append((p, GARBAGE[int(rng.integers(len(GARBAGE)))]))
+            text, raw = _broken_fastly(rng, kinds[i], lines[p])
+        values.append(text)
+        if raw is not None:
+            raw_lines.append((p, raw))
     return lines.scatter(pos, values), raw_lines
+
+
+def _broken_combined(
+    rng: np.random.Generator, x: float, original: str, ip: str, when: str
+) -> tuple[str, bytes | None]:
+    """A broken nginx line, by `x`: a TLS ClientHello sent to port 80 (nginx logs the bytes as
+    \\xHH, status 400), a connection that sent nothing (`"-" 408`), a line cut short, an
+    error-log line, or raw binary (returned as bytes, the text empty)."""
+    if x < 0.35:
+        hello = bytes([0x16, 0x03, 0x01, 0x02, 0x00, 0x01, 0x00, 0x01, 0xFC, 0x03, 0x03])
+        hello += rng.integers(0, 256, int(rng.integers(8, 40))).astype(np.uint8).tobytes()
+        request = _escape_nginx_bytes(hello)
+        return f'{ip} - - [{when}] "{request}" 400 {BODY_400} "-" "-"', None
+    if x < 0.6:
+        return f'{ip} - - [{when}] "-" 408 0 "-" "-"', None
+    if x < 0.85:
+        return original[: int(rng.integers(10, max(11, len(original) - 3)))], None
+    if x < 0.93:
+        stamp = dt.datetime.strptime(when[:20], "%d/%b/%Y:%H:%M:%S")
+        return (
+            f"{stamp:%Y/%m/%d %H:%M:%S} [error] 3121#3121: *{int(rng.integers(1_000_000))} "
+            f'open() "/srv/mirror/alpine/edge/main/x86_64/xz-5.8.0-r0.apk" failed (2: No '
+            f"such file or directory), client: {ip}, server: {HOST}, request: "
+            f'"GET /alpine/edge/main/x86_64/xz-5.8.0-r0.apk HTTP/1.1", host: "{HOST}"'
+        ), None
+    return "", GARBAGE[int(rng.integers(len(GARBAGE)))]
+
+
+def _broken_fastly(rng: np.random.Generator, x: float, original: str) -> tuple[str, bytes | None]:
+    """A broken Fastly line, by `x`: JSON cut short, a syslog line without JSON, or raw binary
+    (returned as bytes, the text empty)."""
+    start = original.index("{")
+    if x < 0.6:
+        return original[: int(rng.integers(start + 1, len(original) - 1))], None
+    if x < 0.9:
+        return original[:start] + "logging endpoint test message", None
+    return "", GARBAGE[int(rng.integers(len(GARBAGE)))]
 
 
 # --- Files ---------------------------------------------------------------------------------------

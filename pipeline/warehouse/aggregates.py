@@ -13,9 +13,11 @@ from pathlib import Path
 
 import polars as pl
 
+from pipeline import dates
+from pipeline.files import atomic_write_parquet
 from pipeline.schema import REQUESTS, Table, register
 from pipeline.warehouse import queries
-from pipeline.warehouse.store import AGGREGATES, Warehouse, atomic_write_parquet
+from pipeline.warehouse.store import AGGREGATES, Warehouse
 
 # What `sql/daily_traffic.sql` returns (tests/test_warehouse_docs.py holds the two equal).
 DAILY_TRAFFIC = pl.Schema(
@@ -173,7 +175,7 @@ def build_daily_traffic(wh: Warehouse, day: dt.date) -> Built:
 
 
 def build_weekly_traffic(wh: Warehouse, week_start: dt.date) -> Built:
-    if week_start.weekday() != 0:
+    if dates.week_start(week_start) != week_start:
         raise ValueError(f"{week_start} is not a Monday: ISO weeks start on Monday")
     days = [(week_start + dt.timedelta(days=i)).isoformat() for i in range(7)]
     return build(
@@ -183,12 +185,3 @@ def build_weekly_traffic(wh: Warehouse, week_start: dt.date) -> Built:
         {"week_start": week_start.isoformat()},
         scope={"daily_traffic": days},
     )
-
-
-def iso_week_start(week: str) -> dt.date:
-    """'2026-W47' -> the Monday that starts it."""
-    try:
-        year, num = week.upper().split("-W")
-        return dt.date.fromisocalendar(int(year), int(num), 1)
-    except ValueError:
-        raise ValueError(f"{week!r} is not an ISO week like 2026-W47") from None

@@ -1,7 +1,7 @@
 """Data quality: Great Expectations 1.x suites over the warehouse Parquet, run through DuckDB.
 
 GX is imported lazily (it costs seconds) and validates through an in-memory DuckDB connection
-reading the partition's Parquet files, which is ~10x faster than through pandas and never touches
+reading the partition's Parquet files, which is much faster than through pandas and never touches
 the warehouse's DuckDB file (another process may hold it for writing).
 
 GX on DuckDB needs one persistent connection: GX reads query results after closing the

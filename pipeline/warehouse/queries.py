@@ -21,7 +21,7 @@ def sql_file(name: str) -> str:
 
 # Warehouses whose views this process has refreshed. Every writer (an ingest's commit, an aggregate
 # build) refreshes the views itself, so readers need to do it only once per process: to pick up
-# a folder that moved. Refreshing per query wrote the DuckDB file ~40 ms a query, under the lock.
+# a folder that moved. Refreshing per query would write the DuckDB file, under the lock, every query.
 _refreshed: set[Path] = set()
 _refreshed_lock = threading.Lock()
 

@@ -14,7 +14,6 @@ written with an atomic rename. A crash at any point leaves either the old or the
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import hashlib
 import os
 import shutil
@@ -30,6 +29,8 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from pipeline import files
+from pipeline.files import atomic_write_parquet
 from pipeline.schema import INGESTED_FILES, REJECTS, REQUESTS
 
 DB_NAME = "warehouse.duckdb"
@@ -43,7 +44,8 @@ PARQUET_OPTIONS = {"compression": "zstd", "compression_level": 3}
 # columns whose values follow the file's order (ts, line_no), and for text that is often wholly
 # null in a row group: a mirror log has no POP or cache state, and the shipped queries filter
 # `cache_state`, `arch` and `client_net` on IS NOT NULL. For other text the minimum and maximum
-# span nearly every value in every row group, and computing them cost ~20% of the writer's time.
+# span nearly every value in every row group, and computing them is a large share of the
+# writer's time (docs/performance.md).
 STATISTICS_TEXT_COLUMNS = frozenset({"cache_state", "pop", "arch", "client_net"})
 # Manifest rows are written one file per ingested file (an atomic rename each); past this many
 # such files they are merged into one, so reading the manifest costs the same after a year.
@@ -97,12 +99,8 @@ class Warehouse:
     def lock(self) -> Iterator[None]:
         """One writer of manifest and views at a time, across processes."""
         self.ensure()
-        with open(self.root / ".lock", "a+") as f:
-            fcntl.flock(f, fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(f, fcntl.LOCK_UN)
+        with files.lock(self.root / ".lock"):
+            yield
 
     # -- the manifest ---------------------------------------------------------------------------
 
@@ -222,20 +220,12 @@ class Warehouse:
             return
         for stale in self.root.glob(f".{self.db_path.name}.*.tmp*"):
             stale.unlink()  # a new database a killed writer did not finish
-        fresh = None
-        if not self.db_path.exists():
-            fresh = self.db_path.with_name(f".{self.db_path.name}.{uuid.uuid4().hex}.tmp")
-        con = _writable(fresh or self.db_path)
-        try:
-            con.execute("BEGIN TRANSACTION")
-            for stmt in statements:
-                con.execute(stmt)
-            con.execute("COMMIT")
-        finally:
-            con.close()
-        if fresh is not None:
-            os.replace(fresh, self.db_path)
-        stamp.write_text(f"{digest} {self.db_path.stat().st_mtime_ns}")
+        if self.db_path.exists():
+            _execute_all(self.db_path, statements)
+        else:
+            with files.atomic_path(self.db_path) as fresh:
+                _execute_all(fresh, statements)
+        files.atomic_write_text(stamp, f"{digest} {self.db_path.stat().st_mtime_ns}")
 
     def table_source(self, table: str, files: str | None) -> str:
         """The SELECT behind a table's view, over `files` (a glob or a list literal, or None for
@@ -347,6 +337,18 @@ def _writable(path: Path) -> duckdb.DuckDBPyConnection:
     )
 
 
+def _execute_all(path: Path, statements: list[str]) -> None:
+    """Runs `statements` in one transaction on the database file at `path`."""
+    con = _writable(path)
+    try:
+        con.execute("BEGIN TRANSACTION")
+        for stmt in statements:
+            con.execute(stmt)
+        con.execute("COMMIT")
+    finally:
+        con.close()
+
+
 def _pid_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -365,14 +367,6 @@ def sha256_of(path: Path) -> str:
 def written_file(path: Path, rel: str) -> dict[str, object]:
     """A Parquet file as the manifest records it: path in the warehouse, rows, SHA-256."""
     return {"path": rel, "rows": pq.read_metadata(path).num_rows, "sha256": sha256_of(path)}
-
-
-def atomic_write_parquet(df: pl.DataFrame, dest: Path) -> None:
-    tmp = dest.with_name(f".{dest.name}.{uuid.uuid4().hex}.tmp")
-    df.write_parquet(tmp, compression="zstd")
-    with open(tmp, "rb") as f:
-        os.fsync(f.fileno())
-    os.replace(tmp, dest)
 
 
 @dataclass

@@ -14,9 +14,10 @@ import atheris
 
 # Only our code is instrumented: instrumenting polars' Python layer breaks it (and is not ours to fuzz).
 with atheris.instrument_imports(include=["pipeline"]):
-    from pipeline.ingest import parse
+    from pipeline.ingest import enrich
     from pipeline.ingest.formats import COMBINED, FASTLY, nginx_format
     from pipeline.ingest.reader import batch_from_bytes
+    from pipeline.ingest.run import batch_rows
 
 FORMATS = [
     COMBINED,
@@ -34,8 +35,8 @@ def check(data: bytes) -> None:
     body = data[1:]
     if not body.endswith(b"\n"):
         body += b"\n"
-    ctx = parse.Context("fuzz", "fuzz", fmt, b"k" * 32)
-    out = parse.parse_batch(batch_from_bytes(body), ctx)
+    ctx = enrich.Context("fuzz", "fuzz", fmt, b"k" * 32)
+    out = batch_rows(batch_from_bytes(body), ctx)
     seen = out.requests["line_no"].to_list() + out.rejects["line_no"].to_list()
     lines = body.count(b"\n")
     if len(seen) != len(set(seen)) or len(seen) + out.blank != lines:

@@ -6,12 +6,13 @@ from pathlib import Path
 import dagster as dg
 import polars as pl
 
-from assets.partitions import weekly
+from assets.defs.partitions import weekly
+from assets.defs.traffic import weekly_traffic
 from assets.resources import DlcdnResource
-from assets.traffic import weekly_traffic
 from pipeline.decisions import tables as decisions
+from pipeline.files import atomic_write_parquet
 from pipeline.warehouse import queries
-from pipeline.warehouse.store import Warehouse, atomic_write_parquet
+from pipeline.warehouse.store import Warehouse
 
 
 def _write_decision(wh: Warehouse, week: str, name: str, frame: pl.DataFrame) -> Path:
@@ -35,7 +36,7 @@ def mirror_placement(
 ) -> dg.MaterializeResult:
     wh = dlcdn.open_warehouse()
     end = dt.date.fromisoformat(context.partition_key) + dt.timedelta(days=6)
-    result = decisions.placement_report(wh.root, end - dt.timedelta(days=27), end, "client", 5)
+    result = decisions.placement_table(wh.root, end - dt.timedelta(days=27), end, "client", 5)
     frame = result.frame()
     dest = _write_decision(wh, context.partition_key, "placement", frame)
     best = result.steps[-1]
@@ -62,7 +63,7 @@ def egress_budget(context: dg.AssetExecutionContext, dlcdn: DlcdnResource) -> dg
     wh = dlcdn.open_warehouse()
     today = dt.date.fromisoformat(context.partition_key) + dt.timedelta(days=7)
     s = dlcdn.settings()
-    result = decisions.budget_report(
+    result = decisions.budget_table(
         wh.root, s.egress_budget_tb, today=today, price_table=s.price_table
     )
     monthly = result.edge.monthly if result.edge else result.monthly

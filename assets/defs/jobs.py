@@ -2,10 +2,10 @@
 
 import dagster as dg
 
-from assets.decisions import egress_budget, mirror_placement
-from assets.ingest import requests
-from assets.report import weekly_report, weekly_report_email
-from assets.traffic import daily_traffic, weekly_traffic
+from assets.defs.decisions import egress_budget, mirror_placement
+from assets.defs.ingest import requests
+from assets.defs.report import weekly_report, weekly_report_email
+from assets.defs.traffic import daily_traffic, weekly_traffic
 
 ingest_job = dg.define_asset_job(
     "ingest_job",

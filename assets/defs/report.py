@@ -8,19 +8,17 @@ from pathlib import Path
 
 import dagster as dg
 
-from assets.decisions import egress_budget, mirror_placement
-from assets.partitions import weekly
+from assets.defs.decisions import egress_budget, mirror_placement
+from assets.defs.partitions import weekly
+from assets.defs.traffic import weekly_traffic
 from assets.resources import DlcdnResource
-from assets.traffic import weekly_traffic
-from pipeline.report import build as report_mod
-from pipeline.report import mail
-from pipeline.warehouse.aggregates import iso_week_start
+from pipeline.dates import iso_week, iso_week_start
+from pipeline.report import build, mail
 
 
 def _iso_week(partition_key: str) -> str:
     """The weekly partition key (its Monday) as an ISO week name: 2026-11-16 -> 2026-W47."""
-    year, week, _ = dt.date.fromisoformat(partition_key).isocalendar()
-    return f"{year}-W{week:02d}"
+    return iso_week(dt.date.fromisoformat(partition_key))
 
 
 def _outbox_message(outbox: Path, week: str) -> EmailMessage:
@@ -46,11 +44,9 @@ def weekly_report(context: dg.AssetExecutionContext, dlcdn: DlcdnResource) -> dg
     assert iso_week_start(week).isoformat() == context.partition_key
     s = dlcdn.settings()
     wh = dlcdn.open_warehouse()
-    r = report_mod.build(wh.root, week, budget_tb=s.egress_budget_tb, price_table=s.price_table)
-    html = report_mod.write(r, wh.root / "reports" / week)
-    eml = mail.write_outbox(
-        wh.root / "outbox", week, report_mod.to_email(r, s.report_from, s.report_to)
-    )
+    r = build.build_for(s, wh.root, week)
+    html = build.write(r, wh.root / "reports" / week)
+    eml = mail.write_outbox(wh.root / "outbox", week, build.to_email(r, s.report_from, s.report_to))
     return dg.MaterializeResult(
         metadata={
             "report": dg.MetadataValue.path(str(html)),

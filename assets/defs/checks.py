@@ -4,10 +4,10 @@ import datetime as dt
 
 import dagster as dg
 
-from assets.ingest import requests
-from assets.partitions import daily, landing_files
+from assets.defs.ingest import requests
+from assets.defs.partitions import daily, landing_files
+from assets.defs.traffic import daily_traffic
 from assets.resources import DlcdnResource
-from assets.traffic import daily_traffic
 from pipeline.warehouse import quality, verify
 
 

@@ -2,7 +2,7 @@
 
 import dagster as dg
 
-from assets.jobs import daily_job, weekly_job
+from assets.defs.jobs import daily_job, weekly_job
 
 # 01:30 UTC: the day that ended 90 minutes ago (logs of late-night requests have landed by then;
 # later files re-run their days through the sensor).

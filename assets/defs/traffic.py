@@ -4,8 +4,8 @@ import datetime as dt
 
 import dagster as dg
 
-from assets.ingest import requests
-from assets.partitions import daily, weekly
+from assets.defs.ingest import requests
+from assets.defs.partitions import daily, weekly
 from assets.resources import DlcdnResource
 from pipeline.warehouse import aggregates, queries
 

@@ -4,10 +4,10 @@ from pathlib import Path
 
 import dagster as dg
 
-from assets.partitions import landing_files
+from assets.defs.partitions import landing_files
 from assets.resources import DlcdnResource
 from pipeline.ingest.reader import InputError
-from pipeline.ingest.run import FileReport, ingest_file
+from pipeline.ingest.run import IngestResult, ingest_file
 
 
 @dg.asset(
@@ -22,7 +22,7 @@ def requests(context: dg.AssetExecutionContext, dlcdn: DlcdnResource) -> dg.Mate
     geo, key = dlcdn.enrichment()
     try:
         with dlcdn.landing_location().open_local(rel) as path:
-            report = ingest_file(
+            result = ingest_file(
                 path,
                 dlcdn.open_warehouse(),
                 dlcdn.settings(),
@@ -33,13 +33,12 @@ def requests(context: dg.AssetExecutionContext, dlcdn: DlcdnResource) -> dg.Mate
     except InputError as e:
         raise dg.Failure(description=str(e), allow_retries=False) from None
     finally:
-        if geo is not None:
-            geo.close()
-    context.log.info(_summary(report))
-    return dg.MaterializeResult(metadata=report_metadata(report))
+        geo.close()
+    context.log.info(_summary(result))
+    return dg.MaterializeResult(metadata=ingest_metadata(result))
 
 
-def _summary(r: FileReport) -> str:
+def _summary(r: IngestResult) -> str:
     if r.status == "duplicate":
         return f"{r.path}: skipped, {r.note}"
     return (
@@ -48,7 +47,7 @@ def _summary(r: FileReport) -> str:
     )
 
 
-def report_metadata(r: FileReport) -> dict[str, object]:
+def ingest_metadata(r: IngestResult) -> dict[str, object]:
     """The accounting of one file as Dagster metadata (rows, bytes, rejects, a preview)."""
     ratio = r.rows_rejected / max(r.lines_total - r.lines_blank, 1)
     reasons = "\n".join(f"| {k} | {v:,} |" for k, v in r.reject_reasons.items()) or "| (none) | 0 |"
