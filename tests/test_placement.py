@@ -32,11 +32,26 @@ def site(name: str, at: tuple[float, float], cap: float = 1e6, cost: float = 1.0
 
 
 def test_latency_amsterdam_frankfurt() -> None:
-    # rule: ~365 km great circle -> 5 ms base + 365 * 0.015 ms
-    ms = latency_ms(*AMS, *FRA)
-    km = (ms - placement.BASE_MS) / placement.MS_PER_KM
-    assert 355 < km < 375
-    assert ms == pytest.approx(placement.BASE_MS + km * 0.015)
+    # by hand, not with the module's constants: the haversine great circle Amsterdam (52.37 N,
+    # 4.90 E) - Frankfurt (50.11 N, 8.68 E) on a 6,371.0088 km sphere is 363.77 km; light in fibre
+    # covers 200 km/ms one way on a path 1.5x the great circle: 0.015 ms RTT per km, plus 5 ms
+    assert latency_ms(*AMS, *FRA) == pytest.approx(5.0 + 363.773 * 0.015, abs=1e-3)  # 10.457 ms
+    assert latency_ms(*AMS, *FRA) == pytest.approx(10.4566, abs=1e-4)
+
+
+def test_two_point_placement_by_hand() -> None:
+    # one degree of the equator is 6,371.0088 * pi / 180 = 111.195 km: an RTT of
+    # 5 + 111.195 * 0.015 = 6.66793 ms; 1 TB sits on site A (0, 0) and 3 TB on site B (0, 1)
+    d = demand((0.0, 0.0, 1e12), (0.0, 1.0, 3e12))
+    only_a = place(d, [site("a", (0.0, 0.0))], 1)
+    assert only_a[0].mean_latency_ms == pytest.approx((1 * 5.0 + 3 * 6.66793) / 4, abs=1e-5)
+    steps = place(d, [site("a", (0.0, 0.0)), site("b", (0.0, 1.0))], 2)
+    # k = 1: B serves the heavier point at the floor, the lighter one a degree away
+    assert (steps[0].sites, steps[1].sites) == (("b",), ("a", "b"))
+    assert steps[0].mean_latency_ms == pytest.approx((1 * 6.66793 + 3 * 5.0) / 4, abs=1e-5)
+    assert steps[1].mean_latency_ms == pytest.approx(5.0)
+    assert steps[1].gain_ms == pytest.approx((6.66793 - 5.0) / 4, abs=1e-5)
+    assert [s.share_within_50ms for s in steps] == [1.0, 1.0]
 
 
 def test_latency_same_point_is_base_and_symmetric() -> None:
