@@ -33,6 +33,7 @@ from email.message import EmailMessage
 from pathlib import Path
 
 from pipeline import files
+from pipeline.faults import crash_point
 from pipeline.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -67,10 +68,14 @@ def _check_week(week: str) -> None:
 
 
 def write_outbox(outbox: Path, week: str, message: EmailMessage) -> Path:
-    """Write `message` atomically to `<outbox>/<week>.eml` and return that path."""
+    """Write `message` atomically to `<outbox>/<week>.eml` and return that path.
+
+    Under the outbox lock (re-entrant: `deliver` holds it already), as every writer of the outbox
+    is, so that a temporary file found there under the lock is a killed writer's."""
     _check_week(week)
     path = Path(outbox) / f"{week}.eml"
-    files.atomic_write_bytes(path, message.as_bytes())
+    with files.lock(Path(outbox) / ".lock"):
+        files.atomic_write_bytes(path, message.as_bytes(), point="outbox:unrenamed")
     return path
 
 
@@ -229,6 +234,7 @@ def deliver(
     message = _prepared(message, settings)
     # One sender per outbox at a time: check, send and record under `<outbox>/.lock`.
     with files.lock(outbox / ".lock"):
+        files.remove_temporaries(outbox)  # a killed write_outbox's
         if settings.smtp_host and not force:
             # Checked before the outbox write: a pending-looking copy of a sent week would
             # invite a second send.
@@ -236,11 +242,13 @@ def deliver(
             if sent is not None:
                 return sent
         eml = write_outbox(outbox, week, message)
+        crash_point("outbox:written")
         if not settings.smtp_host:
             log.info("DLCDN_SMTP_HOST is not set: the report for %s is in %s", week, eml)
             return Outcome("outbox", eml, str(message["Message-ID"]), _recipients(message), 0)
         server = _Server.of(settings, ssl_context, eml)
         refused, attempts = _send(message, week, eml, server, retries, backoff_s)
+        crash_point("outbox:sent")
         return _record_sent(outbox, week, message, server, refused, attempts)
 
 
@@ -251,6 +259,9 @@ def _already_sent(outbox: Path, week: str) -> Outcome | None:
         return None
     log.info("report for %s was already sent; not sending again", week)
     sent_eml = outbox / "sent" / f"{week}.eml"
+    if (outbox / f"{week}.eml").exists() and not sent_eml.exists():
+        # a send killed between its record and the move: finish the move (callers hold the lock)
+        files.move(outbox / f"{week}.eml", sent_eml)
     return Outcome(
         status="already_sent",
         eml=sent_eml if sent_eml.exists() else outbox / f"{week}.eml",
@@ -318,6 +329,7 @@ def _record_sent(
     files.atomic_write_bytes(
         outbox / "sent" / f"{week}.json", (json.dumps(record, indent=2) + "\n").encode()
     )
+    crash_point("outbox:recorded")
     files.move(outbox / f"{week}.eml", sent_eml)
     log.info("sent the report for %s to %s (attempt %d)", week, ", ".join(delivered), attempts)
     return Outcome("sent", sent_eml, message_id, delivered, attempts)
