@@ -64,7 +64,6 @@ def test_latency_same_point_is_base_and_symmetric() -> None:
 
 
 def test_latency_matrix_matches_scalar() -> None:
-    import numpy as np
 
     a = np.array([AMS, NYC, TOKYO])
     b = np.array([FRA, (-33.9, 151.2)])
@@ -187,7 +186,6 @@ def test_place_equals_brute_force(inst: tuple[pl.DataFrame, list[Site], int]) ->
 
 
 def _objective(d: pl.DataFrame, sites: list[Site], names: tuple[str, ...], cap: bool) -> float:
-    import numpy as np
 
     inst = placement._instance(d, sites, 1.0, ())
     idx = np.array([inst.names.index(n) for n in names])
@@ -196,7 +194,6 @@ def _objective(d: pl.DataFrame, sites: list[Site], names: tuple[str, ...], cap: 
 
 def test_brute_force_matches_on_twelve_candidates() -> None:
     # rule: the exact path equals brute force at the documented limit (12 candidates)
-    import numpy as np
 
     rng = np.random.default_rng(7)
     d = demand(
