@@ -5,11 +5,12 @@ The outbox is a folder:
     <outbox>/<week>.eml          written before any attempt; stays here until the server takes it
     <outbox>/sent/<week>.json    the sent record (message id, recipients, UTC time, attempts)
     <outbox>/sent/<week>.eml     the message as sent
-    <outbox>/.lock               flock'd around check-send-record
+    <outbox>/.lock               flock'd around every outbox write and check-send-record
 
 So a report is never lost (the `.eml` is on disk before the first connection, and a failure leaves
 it there) and never sent twice for the same week (the sent record is checked under the lock; only
-`force=True` sends a recorded week again).
+`force=True` sends a recorded week again; a process killed after the server took the message
+and before the record is written sends it again on the next run: SMTP gives no way to ask).
 
 Settings: DLCDN_SMTP_HOST (unset: write the outbox and stop), DLCDN_SMTP_PORT (default 25, 587 or
 465 by DLCDN_SMTP_TLS = none, starttls or ssl), DLCDN_SMTP_USER (login only when set),
