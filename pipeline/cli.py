@@ -291,6 +291,7 @@ def verify(dates: tuple[dt.datetime, ...]) -> None:
     type=click.Choice(["table", "csv", "json"]),
     default="table",
     show_default=True,
+    help="Print the result as a table, as CSV with a header, or as a JSON array of rows.",
 )
 def sql(query: str | None, sql_file: Path | None, params: tuple[str, ...], out_format: str) -> None:
     """Query the warehouse with DuckDB SQL (views: requests, rejects, ingested_files, ...)."""

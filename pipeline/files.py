@@ -17,6 +17,8 @@ from typing import TYPE_CHECKING
 
 from filelock import FileLock
 
+from pipeline.faults import crash_point
+
 if TYPE_CHECKING:
     import polars as pl
 
@@ -48,13 +50,14 @@ def temporary_name(dest: Path) -> Path:
 
 
 @contextlib.contextmanager
-def atomic_path(dest: Path, *, replace: bool = True) -> Iterator[Path]:
+def atomic_path(dest: Path, *, replace: bool = True, point: str | None = None) -> Iterator[Path]:
     """Yields a temporary path beside `dest` for the caller to create and write; when the block
     ends without an exception it becomes `dest`, file and folder flushed to disk. On an exception
     the temporary file is removed and `dest` is left as it was.
 
     `replace=False` never overwrites: FileExistsError when `dest` exists (another process made it
-    first), and the temporary file goes.
+    first), and the temporary file goes. `point` names the crash point (`pipeline.faults`) between
+    the flushed temporary file and the rename.
     """
     dest = Path(dest)
     dest.parent.mkdir(parents=True, exist_ok=True)
@@ -62,6 +65,8 @@ def atomic_path(dest: Path, *, replace: bool = True) -> Iterator[Path]:
     try:
         yield tmp
         _fsync_file(tmp)
+        if point is not None:
+            crash_point(point)
         if replace:
             os.replace(tmp, dest)
         else:
@@ -71,9 +76,19 @@ def atomic_path(dest: Path, *, replace: bool = True) -> Iterator[Path]:
     fsync_dir(dest.parent)
 
 
-def atomic_write_bytes(dest: Path, data: bytes) -> None:
+def remove_temporaries(folder: Path) -> None:
+    """Removes the temporary files (`temporary_name`) a killed writer left in `folder`.
+
+    Only for a folder whose every writer holds the lock the caller holds: a temporary file there
+    then belongs to no live writer.
+    """
+    for tmp in Path(folder).glob(".*.tmp"):
+        tmp.unlink(missing_ok=True)
+
+
+def atomic_write_bytes(dest: Path, data: bytes, *, point: str | None = None) -> None:
     """Replaces `dest` with `data` (see `atomic_path`)."""
-    with atomic_path(dest) as tmp:
+    with atomic_path(dest, point=point) as tmp:
         tmp.write_bytes(data)
 
 
@@ -82,9 +97,9 @@ def atomic_write_text(dest: Path, text: str) -> None:
     atomic_write_bytes(dest, text.encode())
 
 
-def atomic_write_parquet(frame: pl.DataFrame, dest: Path) -> None:
+def atomic_write_parquet(frame: pl.DataFrame, dest: Path, *, point: str | None = None) -> None:
     """Replaces `dest` with `frame` as zstd Parquet (see `atomic_path`)."""
-    with atomic_path(dest) as tmp:
+    with atomic_path(dest, point=point) as tmp:
         frame.write_parquet(tmp, compression="zstd")
 
 

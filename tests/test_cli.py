@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import click
 import pytest
 from click.testing import CliRunner
 from shared_corpora import CORPORA, needs_corpora
@@ -32,10 +33,25 @@ def run(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([DLCDN, *args], capture_output=True, text=True, env=env, timeout=120)
 
 
-@pytest.mark.parametrize("cmd", ["generate", "ingest", "sql", "geoip", "demo", "verify"])
+# every command the spec names; the list is checked against the registered commands below
+COMMANDS = ["budget", "demo", "generate", "geoip", "ingest", "placement", "report", "sql", "verify"]
+
+
+def test_the_command_list_is_every_registered_command() -> None:
+    assert sorted(main.commands) == COMMANDS
+
+
+@pytest.mark.parametrize("cmd", COMMANDS)
 def test_every_command_has_help(cmd: str) -> None:
     out = CliRunner().invoke(main, [cmd, "--help"])
-    assert out.exit_code == 0 and "Usage:" in out.output and len(out.output.splitlines()) > 4
+    assert out.exit_code == 0, out.output
+    assert out.output.startswith(f"Usage: main {cmd} [OPTIONS]")
+    # the command's own docstring is its help, and every option it takes is described
+    summary = (main.commands[cmd].help or "").strip().splitlines()[0]
+    assert summary and summary in " ".join(out.output.split())  # click wraps the text
+    for param in main.commands[cmd].params:
+        if isinstance(param, click.Option):
+            assert param.opts[-1] in out.output and param.help, (cmd, param.name)
 
 
 @needs_corpora

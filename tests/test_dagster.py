@@ -24,9 +24,13 @@ from assets.defs.ingest import requests as requests_asset
 from assets.defs.traffic import daily_traffic
 from assets.demo import run_requested, tick
 from assets.resources import DlcdnResource
+from pipeline import dates
 
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
+# The clock the sensor reads, pinned to a Wednesday: "yesterday" is in the same ISO week, so the
+# test asks for the same runs on any day it is run (the late file covers a closed week)
+TODAY = dt.date(2026, 11, 18)
 
 
 def log_lines(day: dt.date, n: int, ip: str = "198.51.100.7", start: int = 0) -> bytes:
@@ -44,6 +48,7 @@ def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-unt
     shutil.copy(REPO / "dagster_home" / "dagster.yaml", home / "dagster.yaml")
     monkeypatch.setenv("DAGSTER_HOME", str(home))
     monkeypatch.setenv("DLCDN_IP_KEY", "dagster-test-key-0123456789")
+    monkeypatch.setattr(dates, "today_utc", lambda: TODAY)
     landing = tmp_path / "landing"
     landing.mkdir()
     instance = dg.DagsterInstance.get()
@@ -75,9 +80,8 @@ def test_definitions_hold_what_users_rely_on() -> None:
 
 def test_sensor_new_unchanged_duplicate_grown_and_late_files(env) -> None:  # type: ignore[no-untyped-def]
     instance, dlcdn, landing = env
-    today = dt.datetime.now(dt.UTC).date()
-    day = today - dt.timedelta(days=1)
-    week_over = day < today - dt.timedelta(days=today.weekday())  # yesterday was in last week
+    today = TODAY
+    day = today - dt.timedelta(days=1)  # Tuesday 2026-11-17, in this (open) ISO week
     (landing / "a.log").write_bytes(log_lines(day, 50))
 
     # a new file: one ingest run keyed by its fingerprint, and its partition added
@@ -90,17 +94,22 @@ def test_sensor_new_unchanged_duplicate_grown_and_late_files(env) -> None:  # ty
 
     # the next tick: nothing new to ingest, and the day the file touched is re-aggregated
     second = tick(instance, dlcdn, first.cursor)
-    expected = [("daily_job", day.isoformat())]
-    if week_over:
-        expected.append(("weekly_job", (day - dt.timedelta(days=day.weekday())).isoformat()))
-    assert [(r.job_name, r.partition_key) for r in second.run_requests] == expected
+    assert [(r.job_name, r.partition_key) for r in second.run_requests] == [
+        ("daily_job", "2026-11-17")
+    ]
     assert all(r.success for r in run_requested(instance, dlcdn, list(second.run_requests), print))
     assert tick(instance, dlcdn, second.cursor).run_requests == []
     # a file dated today: ingested now, aggregated by tomorrow's schedule (the daily partition
     # does not exist before the day ends), so the sensor asks for no daily run of today
     (landing / "today.log").write_bytes(log_lines(today, 3, ip="203.0.113.40"))
     t1 = tick(instance, dlcdn, second.cursor)
-    assert all(r.success for r in run_requested(instance, dlcdn, list(t1.run_requests), print))
+    (today_req,) = t1.run_requests
+    assert (today_req.job_name, today_req.partition_key) == ("ingest_job", "today.log")
+    assert today_req.run_key.startswith("ingest:") and today_req.run_key != req.run_key
+    (ran,) = run_requested(instance, dlcdn, [today_req], print)
+    assert ran.success
+    (mat,) = ran.asset_materializations_for_node("requests")
+    assert mat.metadata["dagster/row_count"].value == 3
     t2 = tick(instance, dlcdn, t1.cursor)
     assert t2.run_requests == []
     second = t2
@@ -122,17 +131,18 @@ def test_sensor_new_unchanged_duplicate_grown_and_late_files(env) -> None:  # ty
     late_day = dt.date(2026, 10, 7)
     (landing / "late.log.gz").write_bytes(gzip.compress(log_lines(late_day, 5, ip="203.0.113.9")))
     fifth = tick(instance, dlcdn, fourth.cursor)
+    # the grown a.log re-aggregates its day (its week is still open); the late file is new
+    assert sorted((r.job_name, r.partition_key) for r in fifth.run_requests) == [
+        ("daily_job", "2026-11-17"),
+        ("ingest_job", "late.log.gz"),
+    ]
     ingest = [r for r in fifth.run_requests if r.job_name == "ingest_job"]
-    assert [r.partition_key for r in ingest] == ["late.log.gz"]
     assert all(r.success for r in run_requested(instance, dlcdn, ingest, print))
     sixth = tick(instance, dlcdn, fifth.cursor)
-    assert {(r.job_name, r.partition_key) for r in sixth.run_requests} >= {
+    assert sorted((r.job_name, r.partition_key) for r in sixth.run_requests) == [
         ("daily_job", "2026-10-07"),
         ("weekly_job", "2026-10-05"),
-    }
-    assert ("daily_job", day.isoformat()) in {
-        (r.job_name, r.partition_key) for r in fifth.run_requests
-    }
+    ]
 
 
 def test_materialize_in_process_reports_metadata(env) -> None:  # type: ignore[no-untyped-def]
@@ -289,7 +299,7 @@ def test_a_file_that_fails_its_check_does_not_reach_the_day_aggregates(env) -> N
     import polars as pl
 
     instance, dlcdn, landing = env
-    day = dt.datetime.now(dt.UTC).date() - dt.timedelta(days=3)
+    day = TODAY - dt.timedelta(days=3)
     (landing / "bad.log").write_bytes(log_lines(day, 20))
     first = tick(instance, dlcdn, None)
     (req,) = first.run_requests

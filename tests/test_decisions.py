@@ -10,18 +10,25 @@ import sys
 from pathlib import Path
 
 import dagster as dg
+import polars as pl
 import pytest
+import yaml
 
 from assets.defs.decisions import egress_budget, mirror_placement
 from assets.resources import DlcdnResource
+from pipeline.decisions import budget as budget_mod
+from pipeline.decisions import placement as placement_mod
+from pipeline.decisions import tables as decisions
 from pipeline.geo.geoip import GeoIP
 from pipeline.ingest.run import ingest_file
 from pipeline.settings import Settings
 from pipeline.synthetic.generate import generate
+from pipeline.warehouse import queries
 from pipeline.warehouse.store import Warehouse
 
 DLCDN = str(Path(sys.executable).parent / "dlcdn")
 REPO = Path(__file__).resolve().parents[1]
+SITES = REPO / "pipeline" / "data" / "sites.yaml"
 START = dt.date(2026, 10, 26)  # a Monday; three ISO weeks follow
 
 
@@ -64,8 +71,20 @@ def test_placement_within_budget_and_frontier(wh: Path) -> None:
     frontier = [
         line for line in out.split("Latency versus cost")[1].splitlines() if line.startswith("| ")
     ]
-    costs = [int(r.split("|")[1]) for r in frontier if r.split("|")[1].strip().isdigit()]
-    assert costs == sorted(costs) and len(costs) >= 2
+    rows = [[c.strip() for c in r.split("|")[1:-1]] for r in frontier]
+    rows = [r for r in rows if r[0].isdigit()]
+    assert len(rows) >= 2
+    # each set's cost is the sum of its paid sites' cost_month, read from sites.yaml here
+    price = {e["name"]: e["cost_month"] for e in yaml.safe_load(SITES.read_text())["sites"]}
+    for r in rows:
+        paid = [n.strip() for n in r[4].split(",") if n.strip()]
+        assert int(r[0]) == round(sum(price[n] for n in paid)) and all(price[n] > 0 for n in paid)
+    costs = [int(r[0]) for r in rows]
+    assert costs == sorted(costs)
+    # and the named best set is the frontier's fastest one within the budget
+    within = [r for r in rows if int(r[0]) <= 3000]
+    best = min(within, key=lambda r: float(r[1]))
+    assert f"{float(best[1]):.1f} ms" in out.split("Best within 3,000 EUR/month")[1].splitlines()[0]
     bad = _run(wh, "placement", "--budget-eur", "-5", ok=False)
     assert "Traceback" not in bad
 
@@ -96,6 +115,48 @@ def test_weekly_decision_assets(wh: Path, tmp_path: Path, monkeypatch: pytest.Mo
     assert result.success
     (placement,) = result.asset_materializations_for_node("mirror_placement")
     (budget,) = result.asset_materializations_for_node("egress_budget")
-    assert placement.metadata["best_sites"].value
-    assert 0 <= budget.metadata["backtest_mape_monthly"].value < 1
-    assert (wh / "decisions" / f"week={week}" / "placement.parquet").exists()
+    # the placement file is place() on the 28 days of client demand up to the week's Sunday
+    end = START + dt.timedelta(days=20)
+    begin = end - dt.timedelta(days=27)
+    demand = queries.run(
+        wh, queries.sql_file("placement_demand"), {"start": str(begin), "end": str(end)}
+    )
+    steps = placement_mod.place(
+        demand.select("latitude", "longitude", "bytes"),
+        placement_mod.load_sites(),
+        5,
+        tb_per_month_scale=(365.25 / 12) / 28,
+    )
+    written = pl.read_parquet(wh / "decisions" / f"week={week}" / "placement.parquet")
+    assert written["k"].to_list() == [s.k for s in steps] == [1, 2, 3, 4, 5]
+    assert written["sites"].to_list() == [", ".join(s.sites) for s in steps]
+    assert written["mean_latency_ms"].to_list() == [round(s.mean_latency_ms, 1) for s in steps]
+    assert placement.metadata["best_sites"].value == ", ".join(steps[-1].sites)
+    assert placement.metadata["demand_points"].value == demand.height
+    # the budget's months: actual bytes are the requests' bytes summed per month, by SQL here
+    months = queries.run(
+        wh,
+        "SELECT date_trunc('month', date)::DATE AS month, sum(bytes)::DOUBLE AS b "
+        "FROM requests GROUP BY ALL ORDER BY month",
+    )
+    monthly = pl.read_parquet(wh / "decisions" / f"week={week}" / "budget_monthly.parquet")
+    observed = monthly.filter(pl.col("actual_bytes").is_not_null())
+    assert observed.select("month", "actual_bytes").rows() == months.rows()
+    mape = budget.metadata["backtest_mape_monthly"].value
+    again = decisions.budget_table(wh, today=dt.date.fromisoformat(week) + dt.timedelta(days=7))
+    assert again.edge is not None and mape == round(again.edge.backtest_mape_monthly, 4)
+
+
+def test_costs_are_price_times_terabytes(wh: Path) -> None:
+    # a flat 1,000 EUR/TB: every month costs 1,000 x its total TB (TB = 10^12 bytes)
+    flat = decisions.budget_table(wh, 0.01, price_table="inf:1000")
+    assert flat.edge is not None and flat.edge.monthly.height >= 6
+    for r in flat.edge.monthly.iter_rows(named=True):
+        assert r["cost_eur"] == pytest.approx(1000 * r["forecast_bytes"] / 1e12, rel=1e-12)
+    # graduated tiers, each rate for its own slice: 2 TB = 1 x 80 + 1 x 60; 120 TB = 10 x 80 +
+    # 40 x 60 + 70 x 45; past the last finite tier its rate goes on
+    tiers = budget_mod.parse_price_table("10:80,50:60,150:45")
+    assert budget_mod.cost_eur(0.5, tiers) == 40.0
+    assert budget_mod.cost_eur(10, tiers) == 800.0
+    assert budget_mod.cost_eur(120, tiers) == 800 + 2400 + 3150
+    assert budget_mod.cost_eur(200, tiers) == 800 + 2400 + 4500 + 50 * 45

@@ -426,4 +426,5 @@ def test_write_outbox_is_atomic_and_replaces(tmp_path: Path) -> None:
     msg.replace_header("Subject", "second")
     assert write_outbox(outbox, WEEK, msg) == first
     assert BytesParser(policy=policy.default).parsebytes(first.read_bytes())["Subject"] == "second"
-    assert all_files(outbox) == [first]  # no temp files left behind
+    # no temp files left behind; the lock every outbox writer takes is the one other file
+    assert all_files(outbox) == [outbox / ".lock", first]

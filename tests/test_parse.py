@@ -319,7 +319,13 @@ def test_masking_a_cut_ipv6_address_keeps_48_bits() -> None:
 def test_a_nul_inside_the_client_is_a_client_not_a_crash() -> None:
     # found by hypothesis: inet_pton raised ValueError on an embedded NUL
     out = run([b'::\x00 - - [20/Nov/2026:10:00:00 +0000] "GET / HTTP/1.1" 200 1 "-" "-"'])
-    assert out.requests.height + out.rejects.height == 1
+    # a row, not a reject: the client is kept as an opaque id, with no network and no place
+    assert out.rejects.height == 0
+    (row,) = out.requests.select(
+        "line_no", "client_net", "country", "status", "bytes", "path"
+    ).rows()
+    assert row == (1, None, None, 200, 1, "/")
+    assert out.requests["client_id"].null_count() == 0
 
 
 def test_invalid_utf8_raw_is_replaced_text() -> None:

@@ -75,8 +75,57 @@ def test_sections_charts_tables_and_attribution(rep: report.WeeklyReport) -> Non
     assert set(re.findall(r'src="cid:([^"]+)"', rep.html)) == set(rep.images)
     assert "<script" not in rep.html.lower()
     assert DBIP_ATTRIBUTION in rep.html and DBIP_ATTRIBUTION in rep.text
-    for name, data in rep.attachments.items():
-        assert name.startswith(WEEK) and pl.read_csv(io.BytesIO(data)).height >= 1
+    assert sorted(rep.attachments) == sorted(
+        f"{WEEK}-{n}.csv"
+        for n in ("countries", "arch", "branches", "pops", "heavy-hitters", "placement-frontier")
+    )
+
+
+@pytest.mark.parametrize(
+    ("attachment", "sql", "params"),
+    [
+        ("countries", "traffic_by_country", {"grain": "week"}),
+        ("arch", "traffic_by_arch", {}),
+        ("branches", "traffic_by_branch", {}),
+        ("pops", "cache_by_pop", {}),
+        ("heavy-hitters", "heavy_hitters", {"factor": 20}),
+    ],
+)
+def test_each_csv_is_its_sql_files_result(
+    rep: report.WeeklyReport, wh: Path, attachment: str, sql: str, params: dict[str, object]
+) -> None:
+    # the attachment is byte for byte the statement's result over the week, run here on its own
+    truth = queries.run(
+        wh, queries.sql_file(sql), {"start": "2026-11-09", "end": "2026-11-15", **params}
+    )
+    assert truth.height >= 1
+    assert rep.attachments[f"{WEEK}-{attachment}.csv"] == truth.write_csv().encode()
+
+
+def _section(text: str, heading: str) -> list[list[str]]:
+    """The rows under a heading of the plain-text report, split on whitespace."""
+    block = text.split("\n" + heading, 1)[1].split("\n\n", 1)[0]
+    return [line.split() for line in block.splitlines()[1:]]
+
+
+def test_country_and_branch_sections_hold_the_counts(rep: report.WeeklyReport, wh: Path) -> None:
+    # counted here straight from requests, not through the report's SQL files
+    week = "date BETWEEN '2026-11-09' AND '2026-11-15'"
+    countries = queries.run(
+        wh,
+        f"SELECT coalesce(country, 'unknown') AS c, count(*) AS n FROM requests WHERE {week} "
+        "GROUP BY ALL ORDER BY n DESC, c LIMIT 10",
+    ).rows()
+    rows = _section(rep.text, "DEMAND BY COUNTRY")
+    assert [(r[0], int(r[1].replace(",", ""))) for r in rows] == countries
+    branches = queries.run(
+        wh,
+        f"SELECT branch_resolved AS b, count(*) AS n FROM requests WHERE {week} "
+        "AND branch_resolved IS NOT NULL GROUP BY ALL ORDER BY n DESC, b",
+    ).rows()
+    rows = _section(rep.text, "BRANCHES")
+    assert [(r[0], int(r[2].replace(",", ""))) for r in rows] == branches[: len(rows)]
+    assert len(rows) >= 10
 
 
 def test_latency_cost_frontier_section(rep: report.WeeklyReport) -> None:
@@ -120,8 +169,12 @@ def test_mail_structure(rep: report.WeeklyReport) -> None:
     assert parts[0].get_content_type() == "text/html"
     cids = {p["Content-ID"].strip("<>") for p in parts[1:] if p.get_content_type() == "image/png"}
     assert cids == set(rep.images)
-    csvs = [p.get_filename() for p in msg.iter_attachments() if p.get_content_type() == "text/csv"]
-    assert len(csvs) == len(rep.attachments)
+    csvs = {
+        p.get_filename(): p.get_content().replace("\r\n", "\n").encode()
+        for p in msg.iter_attachments()
+        if p.get_content_type() == "text/csv"
+    }
+    assert csvs == rep.attachments
 
 
 def test_renders_in_headless_chromium(rep: report.WeeklyReport, tmp_path: Path) -> None:

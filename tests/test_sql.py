@@ -10,6 +10,7 @@ import datetime as dt
 import json
 from pathlib import Path
 
+import duckdb
 import pytest
 from mmdb_writer import MMDBWriter
 from netaddr import IPSet
@@ -407,9 +408,40 @@ def test_report_headline(wh: Path) -> None:
 
 
 def test_report_quality(wh: Path) -> None:
-    # one file of 21 lines, all parsed; it was ingested today, after the last day it holds (23 Nov)
-    # plus one: a late file
-    assert rows(wh, "report_quality") == [(1, 21, 21, 0, 0.0, 1)]
+    # one file of 21 lines, all parsed, holding 16-23 Nov; whether it is late depends on when this
+    # run ingested it, so that flag is worked out here from the manifest (fixed dates: below)
+    con = Warehouse(wh).connect(read_only=True)
+    try:
+        ((ingested_at,),) = con.sql("SELECT ingested_at FROM ingested_files").fetchall()
+    finally:
+        con.close()
+    late = int(ingested_at.astimezone(dt.UTC).date() > dt.date(2026, 11, 24))
+    assert rows(wh, "report_quality") == [(1, 21, 21, 0, 0.0, late)]
     assert rows(wh, "report_quality", start="2027-01-04", end="2027-01-10") == [
         (0, 0, 0, 0, 0.0, 0)
     ]
+
+
+def test_report_quality_late_files_on_fixed_dates() -> None:
+    # the statement on a hand-made manifest, so the "late" rule is checked without the clock:
+    # late = ingested (UTC) more than one day after the last day the file holds
+    con = duckdb.connect()
+    con.sql(
+        "CREATE TABLE ingested_files (dates DATE[], lines_total BIGINT, lines_blank BIGINT, "
+        "rows_parsed BIGINT, rows_rejected BIGINT, ingested_at TIMESTAMPTZ)"
+    )
+    con.sql("SET TimeZone = 'Pacific/Auckland'")  # the rule is in UTC whatever the session's zone
+    con.executemany(
+        "INSERT INTO ingested_files VALUES (?, ?, ?, ?, ?, ?)",
+        [  # a file per case: (its days, lines, blank, parsed, rejected, when it was ingested)
+            (["2026-11-20"], 10, 0, 10, 0, "2026-11-21 23:59:59+00"),  # next day: on time
+            (["2026-11-21"], 10, 2, 6, 2, "2026-11-23 00:00:01+00"),  # two days on: late
+            (["2026-11-16", "2026-11-22"], 5, 0, 4, 1, "2026-11-23 12:00:00+00"),  # on time
+            (["2026-11-09"], 7, 0, 7, 0, "2026-12-01 00:00:00+00"),  # another week: not counted
+        ],
+    )
+    got = con.execute(
+        queries.sql_file("report_quality"), {"start": "2026-11-16", "end": "2026-11-22"}
+    ).fetchall()
+    # 3 files, 25 lines, 20 parsed, 3 rejected of 23 non-blank lines, 1 late
+    assert got == [(3, 25, 20, 3, round(3 / 23, 6), 1)]

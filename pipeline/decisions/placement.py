@@ -21,7 +21,9 @@ Exact vs approximate:
   cell size doubled from `GRID_START_DEG` until at most `GRID_MAX_CELLS` cells), the candidates are
   shortlisted (`_shortlist`), and HiGHS stops at a 1% gap or `SCALE_TIME_LIMIT_S` per k. The chosen
   set is then evaluated exactly on the full, un-gridded demand, so the reported latency, share and
-  feasibility are true for that set; only the set's optimality is approximate. Measured: 500
+  feasibility are true for that set; only the set's optimality is approximate. The test suite
+  holds it to within 2% of the exact optimum's mean latency on a mid-size instance (800 demand
+  points x the 37 packaged sites, solved both ways). Measured: 500
   candidates x 5,000 points, k = 1..10, ~11 s (about 1 s per k).
 
 Cost (`within_budget`, `frontier`): the same MIP with a monthly cost row instead of a fixed k, for

@@ -21,6 +21,7 @@ from typing import Any, cast
 import polars as pl
 
 from pipeline import dates
+from pipeline.faults import crash_point
 from pipeline.ingest import enrich, parse
 from pipeline.ingest.fingerprint import file_fingerprint
 from pipeline.ingest.formats import FASTLY, FastlyFormat, LogFormat, detect_format, resolve_format
@@ -176,6 +177,7 @@ def ingest_file(
     state = _write_rows(path, staged, ctx, result, progress)
     result.note = state.damage()
     result.seconds = time.monotonic() - started
+    crash_point("ingest:staged")
     wh.commit(staged, _manifest_row(result, name, ctx.source))
     return result
 
@@ -252,6 +254,7 @@ def _write_rows(
         result.count(n, rows)
         requests.write(rows.requests)
         rejects.write(reject_dates.assign(rows.rejects, rows.requests))
+        crash_point("ingest:batch")
         done_bytes += nbytes
         if progress is not None:
             progress(result.lines_total, done_bytes)

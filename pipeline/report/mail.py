@@ -5,11 +5,12 @@ The outbox is a folder:
     <outbox>/<week>.eml          written before any attempt; stays here until the server takes it
     <outbox>/sent/<week>.json    the sent record (message id, recipients, UTC time, attempts)
     <outbox>/sent/<week>.eml     the message as sent
-    <outbox>/.lock               flock'd around check-send-record
+    <outbox>/.lock               flock'd around every outbox write and check-send-record
 
 So a report is never lost (the `.eml` is on disk before the first connection, and a failure leaves
 it there) and never sent twice for the same week (the sent record is checked under the lock; only
-`force=True` sends a recorded week again).
+`force=True` sends a recorded week again; a process killed after the server took the message
+and before the record is written sends it again on the next run: SMTP gives no way to ask).
 
 Settings: DLCDN_SMTP_HOST (unset: write the outbox and stop), DLCDN_SMTP_PORT (default 25, 587 or
 465 by DLCDN_SMTP_TLS = none, starttls or ssl), DLCDN_SMTP_USER (login only when set),
@@ -33,6 +34,7 @@ from email.message import EmailMessage
 from pathlib import Path
 
 from pipeline import files
+from pipeline.faults import crash_point
 from pipeline.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -67,10 +69,14 @@ def _check_week(week: str) -> None:
 
 
 def write_outbox(outbox: Path, week: str, message: EmailMessage) -> Path:
-    """Write `message` atomically to `<outbox>/<week>.eml` and return that path."""
+    """Write `message` atomically to `<outbox>/<week>.eml` and return that path.
+
+    Under the outbox lock (re-entrant: `deliver` holds it already), as every writer of the outbox
+    is, so that a temporary file found there under the lock is a killed writer's."""
     _check_week(week)
     path = Path(outbox) / f"{week}.eml"
-    files.atomic_write_bytes(path, message.as_bytes())
+    with files.lock(Path(outbox) / ".lock"):
+        files.atomic_write_bytes(path, message.as_bytes(), point="outbox:unrenamed")
     return path
 
 
@@ -229,6 +235,7 @@ def deliver(
     message = _prepared(message, settings)
     # One sender per outbox at a time: check, send and record under `<outbox>/.lock`.
     with files.lock(outbox / ".lock"):
+        files.remove_temporaries(outbox)  # a killed write_outbox's
         if settings.smtp_host and not force:
             # Checked before the outbox write: a pending-looking copy of a sent week would
             # invite a second send.
@@ -236,11 +243,13 @@ def deliver(
             if sent is not None:
                 return sent
         eml = write_outbox(outbox, week, message)
+        crash_point("outbox:written")
         if not settings.smtp_host:
             log.info("DLCDN_SMTP_HOST is not set: the report for %s is in %s", week, eml)
             return Outcome("outbox", eml, str(message["Message-ID"]), _recipients(message), 0)
         server = _Server.of(settings, ssl_context, eml)
         refused, attempts = _send(message, week, eml, server, retries, backoff_s)
+        crash_point("outbox:sent")
         return _record_sent(outbox, week, message, server, refused, attempts)
 
 
@@ -251,6 +260,9 @@ def _already_sent(outbox: Path, week: str) -> Outcome | None:
         return None
     log.info("report for %s was already sent; not sending again", week)
     sent_eml = outbox / "sent" / f"{week}.eml"
+    if (outbox / f"{week}.eml").exists() and not sent_eml.exists():
+        # a send killed between its record and the move: finish the move (callers hold the lock)
+        files.move(outbox / f"{week}.eml", sent_eml)
     return Outcome(
         status="already_sent",
         eml=sent_eml if sent_eml.exists() else outbox / f"{week}.eml",
@@ -318,6 +330,7 @@ def _record_sent(
     files.atomic_write_bytes(
         outbox / "sent" / f"{week}.json", (json.dumps(record, indent=2) + "\n").encode()
     )
+    crash_point("outbox:recorded")
     files.move(outbox / f"{week}.eml", sent_eml)
     log.info("sent the report for %s to %s (attempt %d)", week, ", ".join(delivered), attempts)
     return Outcome("sent", sent_eml, message_id, delivered, attempts)

@@ -14,7 +14,8 @@ from pathlib import Path
 import polars as pl
 
 from pipeline import dates
-from pipeline.files import atomic_write_parquet
+from pipeline.faults import crash_point
+from pipeline.files import atomic_write_parquet, remove_temporaries
 from pipeline.schema import REQUESTS, Table, register
 from pipeline.warehouse import queries
 from pipeline.warehouse.store import AGGREGATES, Warehouse
@@ -147,6 +148,7 @@ def build(
     dest = wh.root / table / f"{key}={partition}" / "part.parquet"
     dest.parent.mkdir(parents=True, exist_ok=True)
     with wh.lock():
+        remove_temporaries(dest.parent)  # what a build killed before its rename left
         # Partitions of one table share a schema unless its SQL changed since an older one was
         # built: then the view must match columns by name (see warehouse.MIXED_SCHEMA_MARKER).
         other = next(
@@ -154,7 +156,8 @@ def build(
         )
         if other is not None and pl.read_parquet_schema(other) != frame.schema:
             wh.mark_mixed_schema(table)
-        atomic_write_parquet(frame, dest)
+        atomic_write_parquet(frame, dest, point="aggregate:unrenamed")
+        crash_point("aggregate:renamed")
         wh.refresh_views()
     totals = frame.select(
         pl.col("requests").sum().alias("requests"), pl.col("bytes").sum().alias("bytes")

@@ -30,6 +30,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from pipeline import files
+from pipeline.faults import crash_point
 from pipeline.files import atomic_write_parquet
 from pipeline.schema import INGESTED_FILES, REJECTS, REQUESTS
 
@@ -131,14 +132,19 @@ class Warehouse:
             pl.Series("files", [written], dtype=INGESTED_FILES["files"])
         )
         with self.lock():
+            files.remove_temporaries(self.root / "ingested_files")  # a killed commit's
             for rel in staged.files:
                 dest = self.root / rel
                 dest.parent.mkdir(parents=True, exist_ok=True)
                 os.replace(staged.dir / rel, dest)
+                crash_point("commit:parquet_moved")
+            crash_point("commit:before_manifest")
             atomic_write_parquet(
                 manifest_row.select(list(INGESTED_FILES)),
                 self.root / "ingested_files" / f"{staged.file_id}.parquet",
+                point="commit:manifest_unrenamed",
             )
+            crash_point("commit:manifest_renamed")
             superseded = manifest_row["supersedes"][0]
             if superseded:
                 self._drop_file(superseded)
@@ -146,6 +152,7 @@ class Warehouse:
                 self.mark_mixed_schema(table)
             self.merge_manifest()
             self.refresh_views()
+        crash_point("commit:views_refreshed")
         shutil.rmtree(staged.dir, ignore_errors=True)
 
     def merge_manifest(self, at: int = MANIFEST_MERGE_AT) -> None:
