@@ -310,6 +310,10 @@ class Warehouse:
             "WHEN EXISTS (SELECT 1 FROM branches WHERE branch = b AND released <= d "
             "AND (eol IS NULL OR d < eol)) THEN 'supported' ELSE 'end-of-life' END"
         )
+        # The rollups every question reads, and their client-sketch macros.
+        from pipeline.warehouse import rollups
+
+        stmts += rollups.view_statements(self)
         return stmts
 
     def write_calendar(self) -> None:
