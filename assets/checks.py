@@ -7,8 +7,9 @@ import dagster as dg
 from assets.ingest import requests
 from assets.partitions import daily, landing_files
 from assets.resources import DlcdnResource
-from assets.traffic import daily_traffic
+from assets.traffic import daily_traffic, rollups
 from pipeline.warehouse import quality
+from pipeline.warehouse import rollups as rollup_tables
 
 
 def _result(v: quality.Validation) -> dg.AssetCheckResult:
@@ -65,3 +66,30 @@ def daily_traffic_quality(
     results = [quality.validate_daily(wh, dt.date.fromisoformat(k)) for k in context.partition_keys]
     worst = next((v for v in results if not v.success), results[-1])
     return _result(worst)
+
+
+@dg.asset_check(
+    asset=rollups,
+    blocking=True,
+    partitions_def=daily,
+    description="Every rollup holds each of the day's requests once: its requests and bytes equal "
+    "the raw day's (what makes an answer from the rollups the raw scan's answer).",
+)
+def rollups_match_requests(
+    context: dg.AssetCheckExecutionContext, dlcdn: DlcdnResource
+) -> dg.AssetCheckResult:
+    wh = dlcdn.open_warehouse()
+    wrong = {
+        k: rollup_tables.mismatches(wh, dt.date.fromisoformat(k)) for k in context.partition_keys
+    }
+    wrong = {k: v for k, v in wrong.items() if v}
+    return dg.AssetCheckResult(
+        passed=not wrong,
+        severity=dg.AssetCheckSeverity.ERROR,
+        description=f"{len(context.partition_keys)} day(s) checked, {len(wrong)} with a mismatch",
+        metadata={
+            "mismatches": dg.MetadataValue.md(
+                "\n".join(f"- {k}: {m}" for k, ms in wrong.items() for m in ms) or "none"
+            )
+        },
+    )

@@ -8,7 +8,7 @@ import polars as pl
 
 from assets.partitions import weekly
 from assets.resources import DlcdnResource
-from assets.traffic import weekly_traffic
+from assets.traffic import rollups, weekly_traffic
 from pipeline.decisions import tables as decisions
 from pipeline.warehouse import queries
 from pipeline.warehouse.store import Warehouse, atomic_write_parquet
@@ -26,7 +26,7 @@ def _write_decision(wh: Warehouse, week: str, name: str, frame: pl.DataFrame) ->
     partitions_def=weekly,
     group_name="decisions",
     kinds={"python", "parquet"},
-    deps=[weekly_traffic],
+    deps=[weekly_traffic, rollups],
     description="Mirror site sets for k = 1..5 ranked on the four weeks of client demand ending "
     "with this ISO week (pipeline/decisions/placement.py; sites from pipeline/data/sites.yaml).",
 )
@@ -54,7 +54,7 @@ def mirror_placement(
     partitions_def=weekly,
     group_name="decisions",
     kinds={"python", "parquet"},
-    deps=[weekly_traffic],
+    deps=[weekly_traffic, rollups],
     description="Egress per month (edge and origin): actuals, month-to-date projection and a "
     "6-month forecast against DLCDN_EGRESS_BUDGET_TB, with the backtest MAPE (pipeline/decisions/budget.py).",
 )

@@ -2,7 +2,7 @@
 
 import dagster as dg
 
-from assets.checks import daily_traffic_quality, requests_quality
+from assets.checks import daily_traffic_quality, requests_quality, rollups_match_requests
 from assets.decisions import egress_budget, mirror_placement
 from assets.ingest import requests
 from assets.jobs import daily_job, ingest_job, weekly_job
@@ -10,19 +10,20 @@ from assets.report import weekly_report, weekly_report_email
 from assets.resources import DlcdnResource
 from assets.schedules import daily_schedule, weekly_schedule
 from assets.sensors import landing_sensor
-from assets.traffic import daily_traffic, weekly_traffic
+from assets.traffic import daily_traffic, rollups, weekly_traffic
 
 defs = dg.Definitions(
     assets=[
         requests,
         daily_traffic,
+        rollups,
         weekly_traffic,
         mirror_placement,
         egress_budget,
         weekly_report,
         weekly_report_email,
     ],
-    asset_checks=[requests_quality, daily_traffic_quality],
+    asset_checks=[requests_quality, daily_traffic_quality, rollups_match_requests],
     jobs=[ingest_job, daily_job, weekly_job],
     schedules=[daily_schedule, weekly_schedule],
     sensors=[landing_sensor],

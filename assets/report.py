@@ -11,7 +11,7 @@ import dagster as dg
 from assets.decisions import egress_budget, mirror_placement
 from assets.partitions import weekly
 from assets.resources import DlcdnResource
-from assets.traffic import weekly_traffic
+from assets.traffic import rollups, weekly_traffic
 from pipeline.report import build as report_mod
 from pipeline.report import mail
 from pipeline.warehouse.aggregates import iso_week_start
@@ -37,7 +37,7 @@ def _outbox_message(outbox: Path, week: str) -> EmailMessage:
     partitions_def=weekly,
     group_name="report",
     kinds={"html"},
-    deps=[weekly_traffic, mirror_placement, egress_budget],
+    deps=[weekly_traffic, rollups, mirror_placement, egress_budget],
     description="The weekly traffic report (HTML with inline charts, text, CSV tables) in "
     "<warehouse>/reports/<ISO week>/; every number from a named sql/ file.",
 )

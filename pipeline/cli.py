@@ -6,12 +6,16 @@ import datetime as dt
 import json
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from pipeline import settings as settings_mod
 from pipeline.geo.privacy import SettingError
 from pipeline.ingest.reader import InputError
+
+if TYPE_CHECKING:
+    from pipeline.warehouse.store import Warehouse
 
 
 class DlcdnGroup(click.Group):
@@ -148,7 +152,8 @@ def ingest(
 ) -> None:
     """Parse log files (plain, .gz or .zst; directories recursively) into the warehouse.
 
-    Prints per-file accounting: lines = blank + parsed + rejected, always.
+    Prints per-file accounting: lines = blank + parsed + rejected, always. Then rebuilds the
+    rollups of every day the files wrote rows to.
     """
     from pipeline.ingest import enrich as enrich_setup
     from pipeline.ingest.formats import resolve_format
@@ -161,6 +166,7 @@ def ingest(
     wh = Warehouse(s.warehouse)
     geo, key = enrich_setup.open_enrichment(s)
     failed = 0
+    touched: set[dt.date] = set()
     try:
         with _progress() as bar:
             for f in files:
@@ -185,12 +191,66 @@ def ingest(
                     continue
                 bar.remove_task(task)
                 _print_report(report, as_json, size)
+                touched.update(report.dates)
     finally:
         if geo is not None:
             geo.close()
+    _rebuild_rollups(wh, touched, err=as_json)  # the same code as the daily Dagster asset
     if failed:
         click.echo(f"dlcdn: {failed} of {len(files)} file(s) could not be ingested", err=True)
         sys.exit(1)
+
+
+def _rebuild_rollups(wh: Warehouse, days: set[dt.date] | list[dt.date], err: bool = False) -> None:
+    """Rebuilds the rollups of `days` with a progress bar, then says what it did."""
+    import time
+
+    from pipeline.warehouse import rollups
+
+    if not days:
+        return
+    started = time.monotonic()
+    with _progress() as bar:
+        task = bar.add_task("rollups", total=len(days))
+        built = rollups.build_days(
+            wh, days, progress=lambda b: bar.update(task, advance=1, description=f"rollups {b.day}")
+        )
+    size = sum(sum(b.file_bytes.values()) for b in built)
+    click.echo(
+        f"rollups: {len(built)} day(s) rebuilt ({built[0].day} .. {built[-1].day}), "
+        f"{size / 1e6:,.1f} MB, in {time.monotonic() - started:.1f} s",
+        err=err,
+    )
+
+
+@main.command()
+@click.option("--start", type=click.DateTime(["%Y-%m-%d"]), help="First day to rebuild.")
+@click.option("--end", type=click.DateTime(["%Y-%m-%d"]), help="Last day to rebuild.")
+def rollup(start: dt.datetime | None, end: dt.datetime | None) -> None:
+    """Rebuild the rollups (the per-day tables every question reads).
+
+    Without options: the days whose requests changed since their rollups were built (`dlcdn
+    ingest` and the daily Dagster job keep them current; this catches up an older warehouse).
+    With --start and/or --end: every day in that range that holds data.
+    """
+    from pipeline.warehouse import rollups
+    from pipeline.warehouse.store import Warehouse
+
+    wh = Warehouse(_settings().warehouse)
+    if start is None and end is None:
+        days = rollups.stale_days(wh)
+    else:
+        days = rollups.days_in(
+            wh, start.date() if start else dt.date.min, end.date() if end else dt.date.max
+        )
+    if not days:
+        click.echo(
+            "rollups: up to date"
+            if start is None and end is None
+            else "rollups: no day with data in that range"
+        )
+        return
+    _rebuild_rollups(wh, days)
 
 
 def _task_progress(bar, task, name: str):  # type: ignore[no-untyped-def]

@@ -279,6 +279,31 @@ def build_days(
     return built
 
 
+def mismatches(wh: Warehouse, day: dt.date) -> list[str]:
+    """The rollups whose requests or bytes of `day` differ from the day's raw requests (none
+    when the day's rollups are current): what the daily asset's check asserts."""
+    from pipeline.warehouse import queries
+
+    where = "WHERE date = CAST($day AS DATE)"
+    # One statement over the registry's tables: they share the measures, so it needs no file.
+    text = " UNION ALL ".join(
+        [
+            f"SELECT 'requests' AS t, count(*) AS n, coalesce(sum(bytes), 0) AS b FROM requests {where}"
+        ]
+        + [
+            f"SELECT '{t}', coalesce(sum(requests), 0), coalesce(sum(bytes), 0) FROM {t} {where}"
+            for t in NAMES
+        ]
+    )
+    rows = queries.run(wh.root, text, {"day": day.isoformat()}, {"requests": [day.isoformat()]})
+    raw = rows.filter(pl.col("t") == "requests").row(0)
+    return [
+        f"{t}: {n:,} requests, {b:,} bytes; requests has {raw[1]:,} and {raw[2]:,}"
+        for t, n, b in rows.filter(pl.col("t") != "requests").iter_rows()
+        if (n, b) != raw[1:]
+    ]
+
+
 def stale_days(wh: Warehouse) -> list[dt.date]:
     """Days whose rollups are missing, or older than the newest ingest that wrote rows to them."""
     manifest = wh.current_manifest()
