@@ -12,7 +12,6 @@ import click
 
 from pipeline import settings as settings_mod
 from pipeline.geo.privacy import SettingError
-from pipeline.ingest.reader import InputError
 
 if TYPE_CHECKING:
     from pipeline.warehouse.store import Warehouse
@@ -24,13 +23,21 @@ class DlcdnGroup(click.Group):
     def invoke(self, ctx: click.Context) -> object:
         try:
             return super().invoke(ctx)
-        except (InputError, SettingError, ValueError, OSError, _mail_error()) as e:
+        except (_input_error(), SettingError, ValueError, OSError, _mail_error()) as e:
             click.echo(f"dlcdn: error: {e}", err=True)
             sys.exit(2)
         except _duckdb_errors() as e:
             first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
             click.echo(f"dlcdn: SQL error: {first}", err=True)
             sys.exit(2)
+
+
+# The error classes of modules with heavy imports are looked up only when an error arrives, so
+# that a command that needs neither (`dlcdn sql`) starts without loading them.
+def _input_error() -> type[BaseException]:
+    from pipeline.ingest.reader import InputError
+
+    return InputError
 
 
 def _mail_error() -> type[BaseException]:
@@ -157,6 +164,7 @@ def ingest(
     """
     from pipeline.ingest import enrich as enrich_setup
     from pipeline.ingest.formats import resolve_format
+    from pipeline.ingest.reader import InputError
     from pipeline.ingest.run import expand_paths, ingest_file
     from pipeline.warehouse.store import Warehouse
 

@@ -23,14 +23,16 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import duckdb
 import polars as pl
-import pyarrow as pa
-import pyarrow.parquet as pq
 
 from pipeline.schema import INGESTED_FILES, REJECTS, REQUESTS
+
+if TYPE_CHECKING:  # imported where used: a query (`dlcdn sql`) needs neither
+    import pyarrow as pa
+    import pyarrow.parquet as pq
 
 DB_NAME = "warehouse.duckdb"
 # The duckdb shell maintainers install (`duckdb-cli` 1.5.x) reads files written in the 1.5 storage
@@ -396,6 +398,8 @@ class PartitionWriter:
                 rel = f"{self.table}/date={key}/{self.staged.file_id}.parquet"
                 path = self.staged.dir / rel
                 path.parent.mkdir(parents=True, exist_ok=True)
+                import pyarrow.parquet as pq
+
                 writer = pq.ParquetWriter(
                     path, self.schema, write_statistics=self.statistics, **PARQUET_OPTIONS
                 )
