@@ -18,8 +18,9 @@ import fcntl
 import hashlib
 import os
 import shutil
+import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -192,7 +193,8 @@ class Warehouse:
 
     def connect(self, read_only: bool = False) -> duckdb.DuckDBPyConnection:
         if read_only and self.db_path.exists():
-            return duckdb.connect(str(self.db_path), read_only=True)
+            path = str(self.db_path)
+            return _waiting_for_lock(lambda: duckdb.connect(path, read_only=True))
         self.ensure()
         return _writable(self.db_path)
 
@@ -341,9 +343,30 @@ def _empty_select(schema: pl.Schema) -> str:
 
 
 def _writable(path: Path) -> duckdb.DuckDBPyConnection:
-    return duckdb.connect(
-        str(path), config={"storage_compatibility_version": STORAGE_COMPATIBILITY}
+    return _waiting_for_lock(
+        lambda: duckdb.connect(
+            str(path), config={"storage_compatibility_version": STORAGE_COMPATIBILITY}
+        )
     )
+
+
+# DuckDB locks its file per process: a writer (a view refresh) cannot open it while another
+# process reads it, nor a reader while a writer has it. Both hold it briefly (a refresh takes
+# milliseconds; a rollup build reads between its writes), so each waits for the other this long.
+LOCK_WAIT_SECONDS = 120.0
+
+
+def _waiting_for_lock(
+    open_db: Callable[[], duckdb.DuckDBPyConnection],
+) -> duckdb.DuckDBPyConnection:
+    deadline = time.monotonic() + LOCK_WAIT_SECONDS
+    while True:
+        try:
+            return open_db()
+        except duckdb.IOException as e:
+            if "Could not set lock" not in str(e) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
 
 
 def _pid_alive(pid: int) -> bool:
