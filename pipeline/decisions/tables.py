@@ -47,7 +47,7 @@ class PlacementResult:
 
 def data_range(wh_root: Path) -> tuple[dt.date, dt.date]:
     """First and last day with requests, from the rollups (what the decisions read)."""
-    frame = queries.run(wh_root, "SELECT min(date) AS lo, max(date) AS hi FROM rollup_place")
+    frame = queries.run(wh_root, "SELECT min(date) AS lo, max(date) AS hi FROM rollup_day")
     lo, hi = frame.row(0)
     if lo is None:
         raise ValueError(

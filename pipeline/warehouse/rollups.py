@@ -76,6 +76,12 @@ _CLIENTS = {"client_sketch": (pl.List(pl.Int64()), _SKETCH)}
 # In the order the docs list them.
 ROLLUPS: tuple[Table, ...] = (
     _rollup(
+        "rollup_day",
+        "one day's requests from one log source: the day's totals",
+        {"source": "log source (fastly, mirror, or the name given at ingest)"},
+        _CLIENTS,
+    ),
+    _rollup(
         "rollup_place",
         "one day's requests from one place, by log source",
         {
