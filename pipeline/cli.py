@@ -160,7 +160,7 @@ def ingest(
     """Parse log files (plain, .gz or .zst; directories recursively) into the warehouse.
 
     Prints per-file accounting: lines = blank + parsed + rejected, always. Then rebuilds the
-    rollups of every day the files wrote rows to.
+    rollups of every day the files wrote rows to (and of any day an interrupted run left).
     """
     from pipeline.ingest import enrich as enrich_setup
     from pipeline.ingest.formats import resolve_format
@@ -203,7 +203,11 @@ def ingest(
     finally:
         if geo is not None:
             geo.close()
-    _rebuild_rollups(wh, touched, err=as_json)  # the same code as the daily Dagster asset
+    # The same code as the daily Dagster asset; stale days too, so that running an ingest again
+    # after it was killed between its commits and its rollups leaves what one clean run leaves.
+    from pipeline.warehouse import rollups
+
+    _rebuild_rollups(wh, touched | set(rollups.stale_days(wh)), err=as_json)
     if failed:
         click.echo(f"dlcdn: {failed} of {len(files)} file(s) could not be ingested", err=True)
         sys.exit(1)
