@@ -1,4 +1,4 @@
-# dlcdn: make setup | demo | test | bench | bench-stages | bench-all | bench-memory | bench-forecast | lint | docs | lock | dev
+# dlcdn: make setup | demo | test | bench | bench-stages | bench-all | bench-memory | bench-forecast | bench-queries | lint | docs | lock | dev
 # Every target installs what it needs first, so a fresh clone needs only `make demo` or `make test`.
 
 SHELL := /bin/bash
@@ -9,7 +9,7 @@ BIN := $(VENV)/bin
 export UV_COMPILE_BYTECODE := 1
 export DAGSTER_HOME ?= $(CURDIR)/dagster_home
 
-.PHONY: setup demo test bench bench-stages bench-all bench-memory bench-forecast profile lint fmt docs lock dev clean system-deps fuzz audit
+.PHONY: setup demo test bench bench-stages bench-all bench-memory bench-forecast bench-queries profile lint fmt docs lock dev clean system-deps fuzz audit
 
 setup: $(VENV)/.installed
 
@@ -68,6 +68,13 @@ bench-all: setup
 # RSS over an ingest of 20M gzip lines and of the same file 10 times over (234M lines, ~10 min).
 bench-memory: setup
 	$(BIN)/python benchmarks/bench_memory.py --gzip --repeat 10 | tee bench-data/results-memory.md
+
+# Every question from the rollups against its raw scan, plus report, budget and placement, at
+# 28 days x 2M and x 0.5M generated lines a day. The warehouses are built once into
+# bench-data/queries/ (about an hour on 2 cores) and reused; a later run takes ~20 minutes.
+bench-queries: setup
+	mkdir -p bench-data
+	$(BIN)/python benchmarks/bench_queries.py | tee bench-data/results-queries.md
 
 profile: setup
 	$(BIN)/python benchmarks/profile_ingest.py

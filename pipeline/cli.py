@@ -12,11 +12,11 @@ import click
 
 from pipeline import settings as settings_mod
 from pipeline.geo.privacy import SettingError
-from pipeline.ingest.reader import InputError
 from pipeline.settings import DEFAULT_EGRESS_BUDGET_TB
 
 if TYPE_CHECKING:
     from pipeline.ingest.run import IngestResult
+    from pipeline.warehouse.store import Warehouse
 
 
 class DlcdnGroup(click.Group):
@@ -25,13 +25,21 @@ class DlcdnGroup(click.Group):
     def invoke(self, ctx: click.Context) -> object:
         try:
             return super().invoke(ctx)
-        except (InputError, SettingError, ValueError, OSError, _mail_error()) as e:
+        except (_input_error(), SettingError, ValueError, OSError, _mail_error()) as e:
             click.echo(f"dlcdn: error: {e}", err=True)
             sys.exit(2)
         except _duckdb_errors() as e:
             first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
             click.echo(f"dlcdn: SQL error: {first}", err=True)
             sys.exit(2)
+
+
+# The error classes of modules with heavy imports are looked up only when an error arrives, so
+# that a command that needs neither (`dlcdn sql`) starts without loading them.
+def _input_error() -> type[BaseException]:
+    from pipeline.ingest.reader import InputError
+
+    return InputError
 
 
 def _mail_error() -> type[BaseException]:
@@ -153,11 +161,13 @@ def ingest(
 ) -> None:
     """Parse log files (plain, .gz or .zst; directories recursively) into the warehouse.
 
-    Prints per-file accounting: lines = blank + parsed + rejected, always.
+    Prints per-file accounting: lines = blank + parsed + rejected, always. Then rebuilds the
+    rollups of every day the files wrote rows to (and of any day an interrupted run left).
     """
     from pipeline.ingest import enrich
     from pipeline.ingest.formats import resolve_format
     from pipeline.ingest.landing import local_marker
+    from pipeline.ingest.reader import InputError
     from pipeline.ingest.run import expand_paths, ingest_file
     from pipeline.warehouse.store import Warehouse
 
@@ -172,6 +182,7 @@ def ingest(
     wh = Warehouse(s.warehouse)
     geo, key = enrich.open_enrichment(s)
     failed = 0
+    touched: set[dt.date] = set()
     try:
         with _progress() as bar:
             for f in files:
@@ -196,11 +207,69 @@ def ingest(
                     continue
                 bar.remove_task(task)
                 _print_result(result, as_json, size)
+                touched.update(result.dates)
     finally:
         geo.close()
+    # The same code as the daily Dagster asset; stale days too, so that running an ingest again
+    # after it was killed between its commits and its rollups leaves what one clean run leaves.
+    from pipeline.warehouse import rollups
+
+    _rebuild_rollups(wh, touched | set(rollups.stale_days(wh)), err=as_json)
     if failed:
         click.echo(f"dlcdn: {failed} of {len(files)} file(s) could not be ingested", err=True)
         sys.exit(1)
+
+
+def _rebuild_rollups(wh: Warehouse, days: set[dt.date] | list[dt.date], err: bool = False) -> None:
+    """Rebuilds the rollups of `days` with a progress bar, then says what it did."""
+    import time
+
+    from pipeline.warehouse import rollups
+
+    if not days:
+        return
+    started = time.monotonic()
+    with _progress() as bar:
+        task = bar.add_task("rollups", total=len(days))
+        built = rollups.build_days(
+            wh, days, progress=lambda b: bar.update(task, advance=1, description=f"rollups {b.day}")
+        )
+    size = sum(sum(b.file_bytes.values()) for b in built)
+    click.echo(
+        f"rollups: {len(built)} day(s) rebuilt ({built[0].day} .. {built[-1].day}), "
+        f"{size / 1e6:,.1f} MB, in {time.monotonic() - started:.1f} s",
+        err=err,
+    )
+
+
+@main.command()
+@click.option("--start", type=click.DateTime(["%Y-%m-%d"]), help="First day to rebuild.")
+@click.option("--end", type=click.DateTime(["%Y-%m-%d"]), help="Last day to rebuild.")
+def rollup(start: dt.datetime | None, end: dt.datetime | None) -> None:
+    """Rebuild the rollups (the per-day tables every question reads).
+
+    Without options: the days whose requests changed since their rollups were built (`dlcdn
+    ingest` and the daily Dagster job keep them current; this catches up an older warehouse).
+    With --start and/or --end: every day in that range that holds data.
+    """
+    from pipeline.warehouse import rollups
+    from pipeline.warehouse.store import Warehouse
+
+    wh = Warehouse(_settings().warehouse)
+    if start is None and end is None:
+        days = rollups.stale_days(wh)
+    else:
+        days = rollups.days_in(
+            wh, start.date() if start else dt.date.min, end.date() if end else dt.date.max
+        )
+    if not days:
+        click.echo(
+            "rollups: up to date"
+            if start is None and end is None
+            else "rollups: no day with data in that range"
+        )
+        return
+    _rebuild_rollups(wh, days)
 
 
 def _task_progress(bar, task, name: str):  # type: ignore[no-untyped-def]

@@ -1,5 +1,6 @@
--- The daily_traffic asset: one day's requests, bytes and clients by source, place, network-free
--- dimensions (arch, branch, repo, file kind, client kind) and CDN POP / cache state.
+-- The daily_traffic asset, built from one day of raw requests (like the rollups): the day's
+-- requests, bytes and clients by source, place, network-free dimensions (arch, branch, repo, file
+-- kind, client kind) and CDN POP / cache state.
 -- Parameter: $day (YYYY-MM-DD). `clients` is an approximate distinct count within the group: it
 -- does not add up across groups (use requests for totals of clients).
 SELECT

@@ -1,12 +1,11 @@
 -- Heavy hitters: client networks (/24, /48) whose daily requests exceed $factor times the median
 -- network's, day by day. CI loops, broken mirrors and bots show up here as their own series; they
--- are not dropped anywhere else. Parameters: $start, $end (inclusive dates), $factor.
+-- are not dropped anywhere else. From rollup_client_net.
+-- Parameters: $start, $end (inclusive dates), $factor.
 WITH per_net AS (
-    SELECT date, client_net, country, count(*) AS requests, CAST(sum(bytes) AS BIGINT) AS bytes,
-           count(DISTINCT path) AS distinct_paths
-    FROM requests
+    SELECT date, client_net, country, requests, bytes, distinct_paths
+    FROM rollup_client_net
     WHERE date BETWEEN CAST($start AS DATE) AND CAST($end AS DATE) AND client_net IS NOT NULL
-    GROUP BY date, client_net, country
 ),
 day AS (
     SELECT date, median(requests) AS median_requests, sum(requests) AS all_requests

@@ -1,12 +1,13 @@
 -- Origin (miss + pass) bytes and hit ratio per client continent and country: where the T1 load
--- comes from. Parameters: $start, $end (inclusive dates).
+-- comes from. From rollup_place. Parameters: $start, $end (inclusive dates).
 SELECT
     continent,
     country,
-    count(*) AS requests,
-    round(avg(CASE WHEN cache_state LIKE 'HIT%' THEN 1.0 ELSE 0.0 END), 4) AS hit_ratio,
-    CAST(coalesce(sum(bytes) FILTER (WHERE cache_state LIKE 'MISS%' OR cache_state LIKE 'PASS%'), 0) AS BIGINT) AS origin_bytes
-FROM requests
-WHERE date BETWEEN CAST($start AS DATE) AND CAST($end AS DATE) AND cache_state IS NOT NULL
+    CAST(sum(cache_requests) AS BIGINT) AS requests,
+    round(sum(hits) / sum(cache_requests), 4) AS hit_ratio,
+    CAST(sum(origin_bytes) AS BIGINT) AS origin_bytes
+FROM rollup_place
+WHERE date BETWEEN CAST($start AS DATE) AND CAST($end AS DATE)
 GROUP BY ALL
+HAVING sum(cache_requests) > 0
 ORDER BY origin_bytes DESC, continent NULLS LAST, country NULLS LAST

@@ -1,12 +1,13 @@
 -- Origin demand for mirror placement: the bytes Fastly POPs fetch from the origin (cache MISS and
--- PASS), at each POP's location: what the T1 mirrors carry. Parameters: $start, $end.
+-- PASS), at each POP's location: what the T1 mirrors carry. From rollup_cdn.
+-- Parameters: $start, $end.
 SELECT
     p.latitude,
     p.longitude,
     r.pop,
-    CAST(sum(r.bytes) AS BIGINT) AS bytes,
-    count(*) AS requests
-FROM requests r JOIN pops p USING (pop)
+    CAST(sum(r.origin_bytes) AS BIGINT) AS bytes,
+    CAST(sum(r.origin_requests) AS BIGINT) AS requests
+FROM rollup_cdn r JOIN pops p USING (pop)
 WHERE r.date BETWEEN CAST($start AS DATE) AND CAST($end AS DATE)
     AND (r.cache_state LIKE 'MISS%' OR r.cache_state LIKE 'PASS%')
 GROUP BY ALL

@@ -1,9 +1,10 @@
--- The report's headline numbers for a week: requests, bytes, approximate unique clients and
--- origin (cache MISS + PASS) bytes. Parameters: $start, $end (inclusive dates).
+-- The report's headline numbers for a week: requests, bytes, unique clients (distinct_clients:
+-- docs/rollups.md) and origin (cache MISS + PASS) bytes. From rollup_day.
+-- Parameters: $start, $end (inclusive dates).
 SELECT
-    count(*) AS requests,
+    CAST(coalesce(sum(requests), 0) AS BIGINT) AS requests,
     CAST(coalesce(sum(bytes), 0) AS BIGINT) AS bytes,
-    approx_count_distinct(client_id) AS clients,
-    CAST(coalesce(sum(bytes) FILTER (WHERE cache_state LIKE 'MISS%' OR cache_state LIKE 'PASS%'), 0) AS BIGINT) AS origin_bytes
-FROM requests
+    distinct_clients(client_sketch) AS clients,
+    CAST(coalesce(sum(origin_bytes), 0) AS BIGINT) AS origin_bytes
+FROM rollup_day
 WHERE date BETWEEN CAST($start AS DATE) AND CAST($end AS DATE)

@@ -1,11 +1,11 @@
--- Requests, bytes and approximate unique clients per client kind (apk, curl, browser, ...).
--- Parameters: $start, $end (inclusive dates).
+-- Requests, bytes and unique clients (distinct_clients: docs/rollups.md) per client kind (apk,
+-- curl, browser, ...). From rollup_client_kind. Parameters: $start, $end (inclusive dates).
 SELECT
     client_kind,
-    count(*) AS requests,
+    CAST(sum(requests) AS BIGINT) AS requests,
     CAST(sum(bytes) AS BIGINT) AS bytes,
-    approx_count_distinct(client_id) AS clients
-FROM requests
+    distinct_clients(client_sketch) AS clients
+FROM rollup_client_kind
 WHERE date BETWEEN CAST($start AS DATE) AND CAST($end AS DATE)
 GROUP BY client_kind
 ORDER BY requests DESC, client_kind NULLS LAST

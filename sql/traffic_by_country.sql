@@ -1,14 +1,14 @@
--- Demand map: requests, bytes and approximate unique clients per period, continent and country.
--- Parameters: $start, $end (inclusive dates), $grain ('day' | 'week' | 'month'; weeks are ISO,
--- starting Monday). Unknown places stay NULL.
+-- Demand map: requests, bytes and unique clients (distinct_clients: docs/rollups.md) per period,
+-- continent and country. From rollup_place. Parameters: $start, $end (inclusive dates), $grain
+-- ('day' | 'week' | 'month'; weeks are ISO, starting Monday). Unknown places stay NULL.
 SELECT
     CAST(date_trunc($grain, date) AS DATE) AS period,
     continent,
     country,
-    count(*) AS requests,
+    CAST(sum(requests) AS BIGINT) AS requests,
     CAST(sum(bytes) AS BIGINT) AS bytes,
-    approx_count_distinct(client_id) AS clients
-FROM requests
+    distinct_clients(client_sketch) AS clients
+FROM rollup_place
 WHERE date BETWEEN CAST($start AS DATE) AND CAST($end AS DATE)
 GROUP BY ALL
 ORDER BY period, requests DESC, continent NULLS LAST, country NULLS LAST

@@ -34,7 +34,18 @@ def run(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
 
 
 # every command the spec names; the list is checked against the registered commands below
-COMMANDS = ["budget", "demo", "generate", "geoip", "ingest", "placement", "report", "sql", "verify"]
+COMMANDS = [
+    "budget",
+    "demo",
+    "generate",
+    "geoip",
+    "ingest",
+    "placement",
+    "report",
+    "rollup",
+    "sql",
+    "verify",
+]
 
 
 def test_the_command_list_is_every_registered_command() -> None:
@@ -86,6 +97,27 @@ def test_ingest_prints_accounting_then_sql_answers(env: dict[str, str]) -> None:
     assert js.returncode == 0, js.stderr
     rows = json.loads(js.stdout)
     assert rows[0]["requests"] == 1000 and rows[0]["source"] == "mirror"
+
+
+def test_ingest_builds_the_rollups_and_rollup_catches_up(
+    env: dict[str, str], tmp_path: Path
+) -> None:
+    logs = tmp_path / "logs"
+    gen = run(env, "generate", "--out", str(logs), "--start", "2026-11-16", "--days", "2",
+              "--lines-per-day", "2000", "--format", "fastly")  # fmt: skip
+    assert gen.returncode == 0, gen.stderr
+    out = run(env, "ingest", *map(str, sorted(logs.glob("*.log"))))
+    assert out.returncode == 0, out.stderr
+    assert "rollups: 2 day(s) rebuilt (2026-11-16 .. 2026-11-17)" in out.stdout
+    assert run(env, "rollup").stdout.strip() == "rollups: up to date"
+    # a warehouse whose rollups are missing a day (built before they existed): rollup catches up
+    (tmp_path / "wh" / "rollup_cdn" / "date=2026-11-17" / "part.parquet").unlink()
+    assert "rollups: 1 day(s) rebuilt (2026-11-17 .. 2026-11-17)" in run(env, "rollup").stdout
+    again = run(env, "rollup", "--start", "2026-11-16", "--end", "2026-11-16")
+    assert "rollups: 1 day(s) rebuilt (2026-11-16 .. 2026-11-16)" in again.stdout
+    raw = run(env, "sql", "SELECT count(*) AS n FROM requests", "--format", "csv")
+    rolled = run(env, "sql", "SELECT sum(requests) AS n FROM rollup_cdn", "--format", "csv")
+    assert rolled.stdout == raw.stdout and int(raw.stdout.split()[1]) > 3000
 
 
 @needs_corpora

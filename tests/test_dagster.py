@@ -25,6 +25,7 @@ from assets.defs.traffic import daily_traffic
 from assets.demo import run_requested, tick
 from assets.resources import DlcdnResource
 from pipeline import dates
+from pipeline.warehouse import rollups
 
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
@@ -61,8 +62,15 @@ def test_definitions_hold_what_users_rely_on() -> None:
     assert {k.to_user_string() for k in defs.resolve_asset_graph().get_all_asset_keys()} >= {
         "requests",
         "daily_traffic",
+        "rollups",
         "weekly_traffic",
     }
+    daily_job = defs.resolve_job_def("daily_job").asset_layer
+    assert {k.to_user_string() for k in daily_job.executable_asset_keys} == {
+        "daily_traffic",
+        "rollups",
+    }
+    assert {c.name for c in daily_job.asset_graph.asset_check_keys} >= {"rollups_match_requests"}
     assert defs.resolve_schedule_def("weekly_schedule").cron_schedule == "0 6 * * 1"
     assert defs.resolve_schedule_def("weekly_schedule").execution_timezone in (None, "UTC")
     assert defs.resolve_schedule_def("daily_schedule").cron_schedule == "30 1 * * *"
@@ -99,6 +107,9 @@ def test_sensor_new_unchanged_duplicate_grown_and_late_files(env) -> None:  # ty
     ]
     assert all(r.success for r in run_requested(instance, dlcdn, list(second.run_requests), print))
     assert tick(instance, dlcdn, second.cursor).run_requests == []
+    # that daily run built the day's rollups
+    wh = dlcdn.open_warehouse()
+    assert rollups.stale_days(wh) == [] and rollups.mismatches(wh, day) == []
     # a file dated today: ingested now, aggregated by tomorrow's schedule (the daily partition
     # does not exist before the day ends), so the sensor asks for no daily run of today
     (landing / "today.log").write_bytes(log_lines(today, 3, ip="203.0.113.40"))
@@ -190,7 +201,7 @@ def test_backfill_of_three_days_from_the_command_line(env, tmp_path: Path) -> No
             "-m",
             "assets.definitions",
             "--select",
-            "daily_traffic",
+            "daily_traffic,rollups",
             "--partition-range",
             "2026-11-16...2026-11-18",
         ],
@@ -202,15 +213,11 @@ def test_backfill_of_three_days_from_the_command_line(env, tmp_path: Path) -> No
     )
     assert out.returncode == 0, out.stderr[-2000:]
     con = Warehouse(Path(dlcdn.warehouse)).connect(read_only=True)
-    rows = con.sql(
-        "SELECT date, sum(requests) FROM daily_traffic GROUP BY ALL ORDER BY 1"
-    ).fetchall()
+    expected = [("2026-11-16", 16), ("2026-11-17", 17), ("2026-11-18", 18)]
+    for table in ("daily_traffic", "rollup_place", "rollup_content"):
+        rows = con.sql(f"SELECT date, sum(requests) FROM {table} GROUP BY ALL ORDER BY 1")
+        assert [(d.isoformat(), int(n)) for d, n in rows.fetchall()] == expected, table
     con.close()
-    assert [(d.isoformat(), int(n)) for d, n in rows] == [
-        ("2026-11-16", 16),
-        ("2026-11-17", 17),
-        ("2026-11-18", 18),
-    ]
 
 
 def _default_signals() -> None:

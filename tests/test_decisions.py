@@ -23,7 +23,7 @@ from pipeline.geo.geoip import GeoIP
 from pipeline.ingest.run import ingest_file
 from pipeline.settings import Settings
 from pipeline.synthetic.generate import generate
-from pipeline.warehouse import queries
+from pipeline.warehouse import queries, rollups
 from pipeline.warehouse.store import Warehouse
 
 DLCDN = str(Path(sys.executable).parent / "dlcdn")
@@ -39,9 +39,11 @@ def wh(tmp_path_factory: pytest.TempPathFactory) -> Path:
     w = Warehouse(tmp / "wh")
     geo = GeoIP.open()  # the embedded default (make setup installs it): demand needs places
     assert geo.describe(), "no GeoIP database: run make setup"
+    days = set()
     for f in files:
-        ingest_file(f, w, Settings(), geo=geo, ip_key=b"k" * 32)
+        days |= set(ingest_file(f, w, Settings(), geo=geo, ip_key=b"k" * 32).dates)
     geo.close()
+    rollups.build_days(w, days)  # what `dlcdn ingest` does after its files
     return tmp / "wh"
 
 

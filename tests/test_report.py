@@ -20,7 +20,7 @@ from pipeline.ingest.run import ingest_file
 from pipeline.report import build as report
 from pipeline.settings import Settings, load
 from pipeline.synthetic.generate import generate
-from pipeline.warehouse import queries
+from pipeline.warehouse import queries, rollups
 from pipeline.warehouse.store import Warehouse
 
 START = dt.date(2026, 10, 26)  # three ISO weeks: W44, W45, W46
@@ -33,9 +33,11 @@ def wh(tmp_path_factory: pytest.TempPathFactory) -> Path:
     files = generate(tmp / "landing", START, 21, 1500, fmt="fastly", seed=21)
     w = Warehouse(tmp / "wh")
     geo = GeoIP.open()
+    days = set()
     for f in files:
-        ingest_file(f, w, Settings(), geo=geo, ip_key=b"k" * 32)
+        days |= set(ingest_file(f, w, Settings(), geo=geo, ip_key=b"k" * 32).dates)
     geo.close()
+    rollups.build_days(w, days)  # what `dlcdn ingest` does after its files
     return tmp / "wh"
 
 

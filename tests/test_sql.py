@@ -18,7 +18,7 @@ from netaddr import IPSet
 from pipeline.geo.geoip import GeoIP
 from pipeline.ingest.run import ingest_file
 from pipeline.settings import Settings
-from pipeline.warehouse import queries
+from pipeline.warehouse import queries, rollups
 from pipeline.warehouse.store import Warehouse
 
 SQL = Path(__file__).resolve().parents[1] / "sql"
@@ -204,6 +204,7 @@ def wh(tmp_path_factory: pytest.TempPathFactory) -> Path:
     r = ingest_file(log, Warehouse(tmp / "wh"), Settings(), geo=geo, ip_key=b"k" * 32)
     geo.close()
     assert r.rows_parsed == len(LINES)
+    rollups.build_days(Warehouse(tmp / "wh"), r.dates)  # what `dlcdn ingest` does next
     return tmp / "wh"
 
 

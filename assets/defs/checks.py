@@ -6,9 +6,10 @@ import dagster as dg
 
 from assets.defs.ingest import requests
 from assets.defs.partitions import daily, landing_files
-from assets.defs.traffic import daily_traffic
+from assets.defs.traffic import daily_traffic, rollups
 from assets.resources import DlcdnResource
 from pipeline.warehouse import quality, verify
+from pipeline.warehouse import rollups as rollup_tables
 
 
 def _result(v: quality.Validation) -> dg.AssetCheckResult:
@@ -90,5 +91,32 @@ def daily_files_intact(
             "logs": dg.MetadataValue.int(v.logs),
             "problems": dg.MetadataValue.md(listed + more if v.problems else "none"),
             "files_without_checksum": dg.MetadataValue.int(len(v.without_checksum)),
+        },
+    )
+
+
+@dg.asset_check(
+    asset=rollups,
+    blocking=True,
+    partitions_def=daily,
+    description="Every rollup holds each of the day's requests once: its requests and bytes equal "
+    "the raw day's (what makes an answer from the rollups the raw scan's answer).",
+)
+def rollups_match_requests(
+    context: dg.AssetCheckExecutionContext, dlcdn: DlcdnResource
+) -> dg.AssetCheckResult:
+    wh = dlcdn.open_warehouse()
+    wrong = {
+        k: rollup_tables.mismatches(wh, dt.date.fromisoformat(k)) for k in context.partition_keys
+    }
+    wrong = {k: v for k, v in wrong.items() if v}
+    return dg.AssetCheckResult(
+        passed=not wrong,
+        severity=dg.AssetCheckSeverity.ERROR,
+        description=f"{len(context.partition_keys)} day(s) checked, {len(wrong)} with a mismatch",
+        metadata={
+            "mismatches": dg.MetadataValue.md(
+                "\n".join(f"- {k}: {m}" for k, ms in wrong.items() for m in ms) or "none"
+            )
         },
     )

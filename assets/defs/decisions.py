@@ -7,7 +7,7 @@ import dagster as dg
 import polars as pl
 
 from assets.defs.partitions import weekly
-from assets.defs.traffic import weekly_traffic
+from assets.defs.traffic import rollups, weekly_traffic
 from assets.resources import DlcdnResource
 from pipeline.decisions import tables as decisions
 from pipeline.files import atomic_write_parquet
@@ -27,7 +27,7 @@ def _write_decision(wh: Warehouse, week: str, name: str, frame: pl.DataFrame) ->
     partitions_def=weekly,
     group_name="decisions",
     kinds={"python", "parquet"},
-    deps=[weekly_traffic],
+    deps=[weekly_traffic, rollups],
     description="Mirror site sets for k = 1..5 ranked on the four weeks of client demand ending "
     "with this ISO week (pipeline/decisions/placement.py; sites from pipeline/data/sites.yaml).",
 )
@@ -55,7 +55,7 @@ def mirror_placement(
     partitions_def=weekly,
     group_name="decisions",
     kinds={"python", "parquet"},
-    deps=[weekly_traffic],
+    deps=[weekly_traffic, rollups],
     description="Egress per month (edge and origin): actuals, month-to-date projection and a "
     "6-month forecast against DLCDN_EGRESS_BUDGET_TB, with the backtest MAPE (pipeline/decisions/budget.py).",
 )

@@ -5,7 +5,7 @@ import dagster as dg
 from assets.defs.decisions import egress_budget, mirror_placement
 from assets.defs.ingest import requests
 from assets.defs.report import weekly_report, weekly_report_email
-from assets.defs.traffic import daily_traffic, weekly_traffic
+from assets.defs.traffic import daily_traffic, rollups, weekly_traffic
 
 ingest_job = dg.define_asset_job(
     "ingest_job",
@@ -14,8 +14,9 @@ ingest_job = dg.define_asset_job(
 )
 daily_job = dg.define_asset_job(
     "daily_job",
-    selection=dg.AssetSelection.assets(daily_traffic),
-    description="Aggregate one UTC day (daily schedule; the sensor re-runs days late files touch).",
+    selection=dg.AssetSelection.assets(daily_traffic, rollups),
+    description="Aggregate one UTC day and build its rollups (daily schedule; the sensor re-runs "
+    "days late files touch).",
 )
 weekly_job = dg.define_asset_job(
     "weekly_job",

@@ -10,7 +10,7 @@ import dagster as dg
 
 from assets.defs.decisions import egress_budget, mirror_placement
 from assets.defs.partitions import weekly
-from assets.defs.traffic import weekly_traffic
+from assets.defs.traffic import rollups, weekly_traffic
 from assets.resources import DlcdnResource
 from pipeline.dates import iso_week, iso_week_start
 from pipeline.report import build, mail
@@ -35,7 +35,7 @@ def _outbox_message(outbox: Path, week: str) -> EmailMessage:
     partitions_def=weekly,
     group_name="report",
     kinds={"html"},
-    deps=[weekly_traffic, mirror_placement, egress_budget],
+    deps=[weekly_traffic, rollups, mirror_placement, egress_budget],
     description="The weekly traffic report (HTML with inline charts, text, CSV tables) in "
     "<warehouse>/reports/<ISO week>/; every number from a named sql/ file.",
 )

@@ -1,4 +1,4 @@
-"""Aggregate assets: daily_traffic per UTC day, weekly_traffic per ISO week, both from sql/."""
+"""Aggregate assets: daily_traffic and the rollups per UTC day, weekly_traffic per ISO week."""
 
 import datetime as dt
 
@@ -8,6 +8,7 @@ from assets.defs.ingest import requests
 from assets.defs.partitions import daily, weekly
 from assets.resources import DlcdnResource
 from pipeline.warehouse import aggregates, queries
+from pipeline.warehouse import rollups as rollup_tables
 
 
 def _metadata(built: aggregates.Built) -> dict[str, object]:
@@ -65,3 +66,43 @@ def weekly_traffic(context: dg.AssetExecutionContext, dlcdn: DlcdnResource) -> d
     week_start = dt.date.fromisoformat(context.partition_key)
     built = aggregates.build_weekly_traffic(dlcdn.open_warehouse(), week_start)
     return dg.MaterializeResult(metadata=_metadata(built))
+
+
+@dg.asset(
+    partitions_def=daily,
+    group_name="traffic",
+    kinds={"duckdb", "parquet"},
+    pool="duckdb",
+    # As daily_traffic: every day depends on all files, the sensor re-runs the days late files
+    # touch, and a backfill of any range is one run.
+    deps=[dg.AssetDep(requests, partition_mapping=dg.AllPartitionMapping())],
+    backfill_policy=dg.BackfillPolicy.single_run(),
+    description="One UTC day of requests as the rollups every question in sql/, the report, "
+    "budget and placement read (rollup_place, rollup_asn, ...: sql/rollups/, docs/rollups.md); "
+    "the same code as `dlcdn ingest` runs for the days it touched.",
+)
+def rollups(context: dg.AssetExecutionContext, dlcdn: DlcdnResource) -> dg.MaterializeResult:
+    days = [dt.date.fromisoformat(k) for k in context.partition_keys]
+    built = rollup_tables.build_days(
+        dlcdn.open_warehouse(),
+        days,
+        progress=lambda b: context.log.info(
+            f"rollups {b.day}: {b.requests:,} requests, {sum(b.rows.values()):,} rows"
+        ),
+    )
+    per_table = "\n".join(
+        f"| {name} | {sum(b.rows[name] for b in built):,} | "
+        f"{sum(b.file_bytes[name] for b in built):,} |"
+        for name in rollup_tables.NAMES
+    )
+    return dg.MaterializeResult(
+        metadata={
+            "days": len(built),
+            "requests": dg.MetadataValue.int(sum(b.requests for b in built)),
+            "bytes": dg.MetadataValue.int(sum(b.bytes for b in built)),
+            "dagster/row_count": dg.MetadataValue.int(sum(sum(b.rows.values()) for b in built)),
+            "rollups": dg.MetadataValue.md(
+                f"| rollup | rows | file bytes |\n|---|---|---|\n{per_table}"
+            ),
+        }
+    )

@@ -75,11 +75,14 @@ class PlacementResult:
 
 
 def data_range(wh_root: Path) -> tuple[dt.date, dt.date]:
-    """First and last day with requests."""
-    frame = queries.run(wh_root, "SELECT min(date) AS lo, max(date) AS hi FROM requests")
+    """First and last day with requests, from the rollups (what the decisions read)."""
+    frame = queries.run(wh_root, "SELECT min(date) AS lo, max(date) AS hi FROM rollup_day")
     lo, hi = frame.row(0)
     if lo is None:
-        raise ValueError("the warehouse has no requests yet: ingest logs first")
+        raise ValueError(
+            "the warehouse has no rollups yet: ingest logs first (`dlcdn ingest` builds them; "
+            "`dlcdn rollup` catches up a warehouse ingested before they existed)"
+        )
     return lo, hi
 
 

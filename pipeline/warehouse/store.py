@@ -17,22 +17,25 @@ import contextlib
 import hashlib
 import os
 import shutil
+import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import duckdb
 import polars as pl
-import pyarrow as pa
-import pyarrow.parquet as pq
 
 from pipeline import files
 from pipeline.faults import crash_point
 from pipeline.files import atomic_write_parquet
 from pipeline.schema import INGESTED_FILES, REJECTS, REQUESTS
+
+if TYPE_CHECKING:  # imported where used: a query (`dlcdn sql`) needs neither
+    import pyarrow as pa
+    import pyarrow.parquet as pq
 
 DB_NAME = "warehouse.duckdb"
 # The duckdb shell maintainers install (`duckdb-cli` 1.5.x) reads files written in the 1.5 storage
@@ -202,7 +205,8 @@ class Warehouse:
 
     def connect(self, read_only: bool = False) -> duckdb.DuckDBPyConnection:
         if read_only and self.db_path.exists():
-            return duckdb.connect(str(self.db_path), read_only=True)
+            path = str(self.db_path)
+            return _waiting_for_lock(lambda: duckdb.connect(path, read_only=True))
         self.ensure()
         return _writable(self.db_path)
 
@@ -314,6 +318,10 @@ class Warehouse:
             "WHEN EXISTS (SELECT 1 FROM branches WHERE branch = b AND released <= d "
             "AND (eol IS NULL OR d < eol)) THEN 'supported' ELSE 'end-of-life' END"
         )
+        # The rollups every question reads, and their client-sketch macros.
+        from pipeline.warehouse import rollups
+
+        stmts += rollups.view_statements(self)
         return stmts
 
     def write_calendar(self) -> None:
@@ -339,8 +347,10 @@ def _empty_select(schema: pl.Schema) -> str:
 
 
 def _writable(path: Path) -> duckdb.DuckDBPyConnection:
-    return duckdb.connect(
-        str(path), config={"storage_compatibility_version": STORAGE_COMPATIBILITY}
+    return _waiting_for_lock(
+        lambda: duckdb.connect(
+            str(path), config={"storage_compatibility_version": STORAGE_COMPATIBILITY}
+        )
     )
 
 
@@ -354,6 +364,25 @@ def _execute_all(path: Path, statements: list[str]) -> None:
         con.execute("COMMIT")
     finally:
         con.close()
+
+
+# DuckDB locks its file per process: a writer (a view refresh) cannot open it while another
+# process reads it, nor a reader while a writer has it. Both hold it briefly (a refresh takes
+# milliseconds; a rollup build reads between its writes), so each waits for the other this long.
+LOCK_WAIT_SECONDS = 120.0
+
+
+def _waiting_for_lock(
+    open_db: Callable[[], duckdb.DuckDBPyConnection],
+) -> duckdb.DuckDBPyConnection:
+    deadline = time.monotonic() + LOCK_WAIT_SECONDS
+    while True:
+        try:
+            return open_db()
+        except duckdb.IOException as e:
+            if "Could not set lock" not in str(e) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
 
 
 def _pid_alive(pid: int) -> bool:
@@ -373,6 +402,8 @@ def sha256_of(path: Path) -> str:
 
 def written_file(path: Path, rel: str) -> dict[str, object]:
     """A Parquet file as the manifest records it: path in the warehouse, rows, SHA-256."""
+    import pyarrow.parquet as pq
+
     return {"path": rel, "rows": pq.read_metadata(path).num_rows, "sha256": sha256_of(path)}
 
 
@@ -410,6 +441,8 @@ class PartitionWriter:
                 rel = f"{self.table}/date={key}/{self.staged.file_id}.parquet"
                 path = self.staged.dir / rel
                 path.parent.mkdir(parents=True, exist_ok=True)
+                import pyarrow.parquet as pq
+
                 writer = pq.ParquetWriter(
                     path, self.schema, write_statistics=self.statistics, **PARQUET_OPTIONS
                 )
