@@ -17,7 +17,7 @@ from pipeline import schema
 from pipeline.ingest.run import ingest_file
 from pipeline.settings import Settings
 from pipeline.synthetic.generate import generate
-from pipeline.warehouse import aggregates, queries
+from pipeline.warehouse import aggregates, queries, rollups
 from pipeline.warehouse.store import Warehouse, duckdb_type
 
 REPO = Path(__file__).resolve().parents[1]
@@ -84,6 +84,7 @@ def wh(tmp_path_factory: pytest.TempPathFactory) -> Warehouse:
         ingest_file(path, warehouse, Settings(), fmt_spec=fmt, ip_key=b"k" * 32)
     for day in (MONDAY, MONDAY + dt.timedelta(days=1)):
         aggregates.build_daily_traffic(warehouse, day)
+        rollups.build_day(warehouse, day)
     aggregates.build_weekly_traffic(warehouse, MONDAY)
     return warehouse
 
