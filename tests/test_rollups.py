@@ -116,8 +116,9 @@ def test_rollup_answer_equals_raw_scan(wh: Warehouse, name: str, params: dict[st
     want = queries.run(wh.root, exact_oracle(name), params)
     assert not want.is_empty()
     if "clients" in want.columns:
-        pairs = zip(got["clients"].to_list(), want["clients"].to_list(), strict=True)
-        assert all(within_sketch_error(g, w) for g, w in pairs)
+        pairs = list(zip(got["clients"].to_list(), want["clients"].to_list(), strict=True))
+        assert all(within_sketch_error(g, w) for g, w in pairs), pairs
+        got, want = got.drop("clients"), want.drop("clients")
     assert_frame_equal(got, want)
 
 
