@@ -72,6 +72,7 @@ def test_sensor_ingest_and_daily_runs_on_postgres(
             assert ran.success and checks == {
                 "daily_traffic_quality": True,
                 "daily_files_intact": True,
+                "rollups_match_requests": True,
             }
             # the instance reads back from PostgreSQL what the runs recorded
             mat = instance.get_latest_materialization_event(dg.AssetKey("daily_traffic"))
