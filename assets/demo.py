@@ -135,7 +135,7 @@ def _run_everything(
     ok = all(
         r.success for r in run_requested(instance, dlcdn, list(first.run_requests or []), echo)
     )
-    echo("3/4 landing sensor -> the days those files touched (daily_traffic)")
+    echo("3/4 landing sensor -> the days those files touched (daily_traffic, rollups)")
     second = tick(instance, dlcdn, first.cursor)
     daily = [r for r in second.run_requests or [] if r.job_name == "daily_job"]
     ok = ok and _all_ok(run_requested(instance, dlcdn, daily, echo))
