@@ -6,7 +6,7 @@ SELECT
     CAST(sum(requests) AS BIGINT) AS requests,
     round(sum(hits) / sum(requests), 4) AS hit_ratio,
     CAST(sum(bytes) AS BIGINT) AS bytes,
-    CAST(sum(origin_bytes) FILTER (WHERE cache_state LIKE 'MISS%' OR cache_state LIKE 'PASS%') AS BIGINT) AS origin_bytes
+    CAST(sum(origin_bytes) FILTER (WHERE is_origin(cache_state)) AS BIGINT) AS origin_bytes
 FROM rollup_cdn
 WHERE date BETWEEN CAST($start AS DATE) AND CAST($end AS DATE) AND cache_state IS NOT NULL
 GROUP BY pop

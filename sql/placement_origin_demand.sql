@@ -9,6 +9,6 @@ SELECT
     CAST(sum(r.origin_requests) AS BIGINT) AS requests
 FROM rollup_cdn r JOIN pops p USING (pop)
 WHERE r.date BETWEEN CAST($start AS DATE) AND CAST($end AS DATE)
-    AND (r.cache_state LIKE 'MISS%' OR r.cache_state LIKE 'PASS%')
+    AND is_origin(r.cache_state)
 GROUP BY ALL
 ORDER BY bytes DESC, r.pop

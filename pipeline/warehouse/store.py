@@ -318,6 +318,13 @@ class Warehouse:
             "WHEN EXISTS (SELECT 1 FROM branches WHERE branch = b AND released <= d "
             "AND (eol IS NULL OR d < eol)) THEN 'supported' ELSE 'end-of-life' END"
         )
+        # Fastly's cache states, classified once for every query: a hit was served from the
+        # CDN's cache; a miss or pass was fetched from origin (the load the T1 mirrors carry).
+        # NULL (a mirror log, no CDN) is neither.
+        stmts.append("CREATE OR REPLACE MACRO is_hit(state) AS state LIKE 'HIT%'")
+        stmts.append(
+            "CREATE OR REPLACE MACRO is_origin(state) AS (state LIKE 'MISS%' OR state LIKE 'PASS%')"
+        )
         # The rollups every question reads, and their client-sketch macros.
         from pipeline.warehouse import rollups
 

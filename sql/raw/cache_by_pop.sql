@@ -5,9 +5,9 @@
 SELECT
     pop,
     count(*) AS requests,
-    round(avg(CASE WHEN cache_state LIKE 'HIT%' THEN 1.0 ELSE 0.0 END), 4) AS hit_ratio,
+    round(avg(CASE WHEN is_hit(cache_state) THEN 1.0 ELSE 0.0 END), 4) AS hit_ratio,
     CAST(sum(bytes) AS BIGINT) AS bytes,
-    CAST(sum(bytes) FILTER (WHERE cache_state LIKE 'MISS%' OR cache_state LIKE 'PASS%') AS BIGINT) AS origin_bytes
+    CAST(sum(bytes) FILTER (WHERE is_origin(cache_state)) AS BIGINT) AS origin_bytes
 FROM requests
 WHERE date BETWEEN CAST($start AS DATE) AND CAST($end AS DATE) AND cache_state IS NOT NULL
 GROUP BY pop

@@ -4,7 +4,7 @@
 SELECT
     date,
     CAST(sum(bytes) AS BIGINT) AS bytes,
-    CAST(coalesce(sum(bytes) FILTER (WHERE cache_state LIKE 'MISS%' OR cache_state LIKE 'PASS%'), 0) AS BIGINT) AS origin_bytes,
+    CAST(coalesce(sum(bytes) FILTER (WHERE is_origin(cache_state)), 0) AS BIGINT) AS origin_bytes,
     count(*) FILTER (WHERE cache_state IS NOT NULL) AS requests_with_cache_state
 FROM requests
 WHERE date BETWEEN CAST($start AS DATE) AND CAST($end AS DATE)

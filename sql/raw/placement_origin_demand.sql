@@ -9,6 +9,6 @@ SELECT
     count(*) AS requests
 FROM requests r JOIN pops p USING (pop)
 WHERE r.date BETWEEN CAST($start AS DATE) AND CAST($end AS DATE)
-    AND (r.cache_state LIKE 'MISS%' OR r.cache_state LIKE 'PASS%')
+    AND is_origin(r.cache_state)
 GROUP BY ALL
 ORDER BY bytes DESC, r.pop

@@ -5,6 +5,6 @@ SELECT
     count(*) AS requests,
     CAST(coalesce(sum(bytes), 0) AS BIGINT) AS bytes,
     approx_count_distinct(client_id) AS clients,
-    CAST(coalesce(sum(bytes) FILTER (WHERE cache_state LIKE 'MISS%' OR cache_state LIKE 'PASS%'), 0) AS BIGINT) AS origin_bytes
+    CAST(coalesce(sum(bytes) FILTER (WHERE is_origin(cache_state)), 0) AS BIGINT) AS origin_bytes
 FROM requests
 WHERE date BETWEEN CAST($start AS DATE) AND CAST($end AS DATE)

@@ -13,9 +13,9 @@ WITH per_client AS (
         count(*) FILTER (WHERE status BETWEEN 400 AND 499) AS client_errors,
         count(*) FILTER (WHERE status >= 500) AS server_errors,
         count(*) FILTER (WHERE cache_state IS NOT NULL) AS cache_requests,
-        count(*) FILTER (WHERE cache_state LIKE 'HIT%') AS hits,
-        count(*) FILTER (WHERE cache_state LIKE 'MISS%' OR cache_state LIKE 'PASS%') AS origin_requests,
-        CAST(coalesce(sum(bytes) FILTER (WHERE cache_state LIKE 'MISS%' OR cache_state LIKE 'PASS%'), 0) AS BIGINT) AS origin_bytes
+        count(*) FILTER (WHERE is_hit(cache_state)) AS hits,
+        count(*) FILTER (WHERE is_origin(cache_state)) AS origin_requests,
+        CAST(coalesce(sum(bytes) FILTER (WHERE is_origin(cache_state)), 0) AS BIGINT) AS origin_bytes
     FROM requests
     WHERE date = CAST($day AS DATE)
     GROUP BY ALL
