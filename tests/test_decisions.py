@@ -21,6 +21,7 @@ from pipeline.decisions import placement as placement_mod
 from pipeline.decisions import tables as decisions
 from pipeline.geo.geoip import GeoIP
 from pipeline.ingest.run import ingest_file
+from pipeline.report import build as report
 from pipeline.settings import Settings
 from pipeline.synthetic.generate import generate
 from pipeline.warehouse import queries, rollups
@@ -135,6 +136,8 @@ def test_weekly_decision_assets(wh: Path, tmp_path: Path, monkeypatch: pytest.Mo
     assert written["mean_latency_ms"].to_list() == [round(s.mean_latency_ms, 1) for s in steps]
     assert placement.metadata["best_sites"].value == ", ".join(steps[-1].sites)
     assert placement.metadata["demand_points"].value == demand.height
+    frontier = pl.read_parquet(wh / "decisions" / f"week={week}" / "frontier.parquet")
+    assert placement.metadata["frontier_points"].value == frontier.height >= 2
     # the budget's months: actual bytes are the requests' bytes summed per month, by SQL here
     months = queries.run(
         wh,
@@ -147,6 +150,39 @@ def test_weekly_decision_assets(wh: Path, tmp_path: Path, monkeypatch: pytest.Mo
     mape = budget.metadata["backtest_mape_monthly"].value
     again = decisions.budget_table(wh, today=dt.date.fromisoformat(week) + dt.timedelta(days=7))
     assert again.edge is not None and mape == round(again.edge.backtest_mape_monthly, 4)
+
+
+def test_the_weekly_decision_is_reused_until_its_demand_changes(wh: Path, tmp_path: Path) -> None:
+    # rule: the report shows the decision the weekly asset stored while its inputs are the same,
+    # and a late file that changes the demand means a fresh solve, never a stale answer
+    copy = tmp_path / "wh"
+    shutil.copytree(wh, copy, ignore=shutil.ignore_patterns("decisions"))
+    monday = START + dt.timedelta(days=14)
+    first = decisions.weekly_placement(copy, monday)
+    assert not first.reused and first.placement["k"].to_list() == [1, 2, 3, 4, 5]
+    again = decisions.weekly_placement(copy, monday)
+    assert again.reused and again.key == first.key
+    assert again.placement.equals(first.placement) and again.frontier.equals(first.frontier)
+
+    stored = decisions.decision_dir(copy, monday) / "frontier.parquet"
+    marked = first.frontier.with_columns(pl.lit("stored-by-the-asset").alias("change"))
+    marked.write_parquet(stored)
+    week = monday.strftime("%G-W%V")
+    shown = report.build(copy, week).attachments[f"{week}-placement-frontier.csv"].decode()
+    assert "stored-by-the-asset" in shown  # read back, not solved again
+
+    late = generate(tmp_path / "late", monday + dt.timedelta(days=2), 1, 400, fmt="fastly", seed=99)
+    w = Warehouse(copy)
+    geo = GeoIP.open()
+    days = set()
+    for f in late:
+        days |= set(ingest_file(f, w, Settings(), geo=geo, ip_key=b"k" * 32).dates)
+    geo.close()
+    rollups.build_days(w, days)
+    fresh = decisions.weekly_placement(copy, monday)
+    assert not fresh.reused and fresh.key["inputs_sha256"] != first.key["inputs_sha256"]
+    assert "stored-by-the-asset" not in fresh.frontier["change"].to_list()
+    assert decisions.weekly_placement(copy, monday).reused  # the new decision is stored
 
 
 def test_costs_are_price_times_terabytes(wh: Path) -> None:

@@ -1,6 +1,7 @@
 """Weekly decision assets: mirror placement and the egress budget, from the week's warehouse."""
 
 import datetime as dt
+import time
 from pathlib import Path
 
 import dagster as dg
@@ -17,7 +18,7 @@ from pipeline.warehouse.store import Warehouse
 
 def _write_decision(wh: Warehouse, week: str, name: str, frame: pl.DataFrame) -> Path:
     """Replaces `<warehouse>/decisions/week=<week>/<name>.parquet` atomically; returns its path."""
-    dest = wh.root / "decisions" / f"week={week}" / f"{name}.parquet"
+    dest = decisions.decision_dir(wh.root, dt.date.fromisoformat(week)) / f"{name}.parquet"
     dest.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_parquet(frame, dest)
     return dest
@@ -28,25 +29,27 @@ def _write_decision(wh: Warehouse, week: str, name: str, frame: pl.DataFrame) ->
     group_name="decisions",
     kinds={"python", "parquet"},
     deps=[weekly_traffic, rollups],
-    description="Mirror site sets for k = 1..5 ranked on the four weeks of client demand ending "
-    "with this ISO week (pipeline/decisions/placement.py; sites from pipeline/data/sites.yaml).",
+    description="Mirror site sets for k = 1..5 and the latency-versus-cost frontier, on the four "
+    "weeks of client demand ending with this ISO week (pipeline/decisions/placement.py; sites from "
+    "pipeline/data/sites.yaml). Stored with the key of its inputs; the weekly report reads it.",
 )
 def mirror_placement(
     context: dg.AssetExecutionContext, dlcdn: DlcdnResource
 ) -> dg.MaterializeResult:
     wh = dlcdn.open_warehouse()
-    end = dt.date.fromisoformat(context.partition_key) + dt.timedelta(days=6)
-    result = decisions.placement_table(wh.root, end - dt.timedelta(days=27), end, "client", 5)
-    frame = result.frame()
-    dest = _write_decision(wh, context.partition_key, "placement", frame)
-    best = result.steps[-1]
+    monday = dt.date.fromisoformat(context.partition_key)
+    started = time.perf_counter()
+    decision = decisions.weekly_placement(wh.root, monday, reuse=False)
+    best = decision.step(decisions.WEEKLY_K_MAX)
     return dg.MaterializeResult(
         metadata={
-            "path": dg.MetadataValue.path(str(dest)),
-            "demand_points": result.demand_points,
-            "best_sites": ", ".join(best.sites),
-            "share_within_50ms": dg.MetadataValue.float(round(best.share_within_50ms, 3)),
-            "preview": dg.MetadataValue.md(queries.format_frame(frame)),
+            "path": dg.MetadataValue.path(str(decisions.decision_dir(wh.root, monday))),
+            "demand_points": decision.key["demand_points"],
+            "best_sites": best["sites"],
+            "share_within_50ms": dg.MetadataValue.float(best["share_within_50ms"]),
+            "frontier_points": decision.frontier.height,
+            "solve_s": dg.MetadataValue.float(round(time.perf_counter() - started, 1)),
+            "preview": dg.MetadataValue.md(queries.format_frame(decision.placement)),
         }
     )
 

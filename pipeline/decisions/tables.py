@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import hashlib
+import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,6 +18,7 @@ from pathlib import Path
 import polars as pl
 
 from pipeline.decisions import budget, placement
+from pipeline.files import atomic_write_parquet, atomic_write_text
 from pipeline.settings import DEFAULT_EGRESS_BUDGET_TB
 from pipeline.warehouse import queries
 
@@ -86,6 +89,19 @@ def data_range(wh_root: Path) -> tuple[dt.date, dt.date]:
     return lo, hi
 
 
+def _demand(wh_root: Path, start: dt.date, end: dt.date, demand_kind: str) -> pl.DataFrame:
+    """Bytes per demand point (latitude, longitude) over [start, end], from the rollups."""
+    if demand_kind not in ("client", "origin"):
+        raise ValueError(f"demand {demand_kind!r}: use client or origin")
+    sql = "placement_demand" if demand_kind == "client" else "placement_origin_demand"
+    demand = queries.run(
+        wh_root, queries.sql_file(sql), {"start": start.isoformat(), "end": end.isoformat()}
+    )
+    if demand.is_empty():
+        raise ValueError(f"no {demand_kind} demand with a location between {start} and {end}")
+    return demand
+
+
 def placement_table(
     wh_root: Path,
     start: dt.date | None = None,
@@ -102,14 +118,7 @@ def placement_table(
     lo, hi = data_range(wh_root)
     end = end or hi
     start = start or max(lo, end - dt.timedelta(days=27))
-    if demand_kind not in ("client", "origin"):
-        raise ValueError(f"demand {demand_kind!r}: use client or origin")
-    sql = "placement_demand" if demand_kind == "client" else "placement_origin_demand"
-    demand = queries.run(
-        wh_root, queries.sql_file(sql), {"start": start.isoformat(), "end": end.isoformat()}
-    )
-    if demand.is_empty():
-        raise ValueError(f"no {demand_kind} demand with a location between {start} and {end}")
+    demand = _demand(wh_root, start, end, demand_kind)
     days = (end - start).days + 1
     points = demand.select("latitude", "longitude", "bytes")
     sites = placement.load_sites(sites_path)
@@ -125,6 +134,90 @@ def placement_table(
         return result
     best = placement.within_budget(points, sites, budget_eur, tb_per_month_scale=scale)
     return dataclasses.replace(result, best_within_budget=best)
+
+
+WEEKLY_K_MAX = 5
+WEEKLY_DEMAND_DAYS = 28
+
+
+@dataclass(frozen=True)
+class WeeklyPlacement:
+    """The week's placement decision as stored in `<warehouse>/decisions/week=<monday>/`:
+    `placement.parquet` (PlacementResult.frame, k = 1..k_max), `frontier.parquet`
+    (PlacementResult.frontier_frame) and `placement.json`, the key of the inputs they answer."""
+
+    placement: pl.DataFrame
+    frontier: pl.DataFrame
+    key: dict[str, object]
+    reused: bool  # read from the stored decision rather than solved now
+
+    def step(self, k: int) -> dict[str, object]:
+        return self.placement.filter(pl.col("k") == k).row(0, named=True)
+
+
+def decision_dir(wh_root: Path, monday: dt.date) -> Path:
+    return wh_root / "decisions" / f"week={monday.isoformat()}"
+
+
+def _placement_key(
+    demand: pl.DataFrame, sites: list[placement.Site], start: dt.date, end: dt.date, k_max: int
+) -> dict[str, object]:
+    """What the decision depends on: the demand (bytes per point), the candidate sites with
+    their capacities and costs, the range and k_max. Not the traffic volume as such."""
+    digest = hashlib.sha256(demand.select("latitude", "longitude", "bytes").write_csv().encode())
+    digest.update(repr(sites).encode())
+    return {
+        "start": start.isoformat(),
+        "end": end.isoformat(),
+        "k_max": k_max,
+        "demand_points": demand.height,
+        "inputs_sha256": digest.hexdigest(),
+    }
+
+
+def _stored(folder: Path, key: dict[str, object]) -> WeeklyPlacement | None:
+    try:
+        if json.loads((folder / "placement.json").read_text()) != key:
+            return None
+        placement_rows = pl.read_parquet(folder / "placement.parquet")
+        frontier_rows = pl.read_parquet(folder / "frontier.parquet")
+    except (OSError, ValueError, pl.exceptions.PolarsError):
+        return None  # absent, partial or from another version: solve again
+    return WeeklyPlacement(placement_rows, frontier_rows, key, reused=True)
+
+
+def weekly_placement(
+    wh_root: Path,
+    monday: dt.date,
+    k_max: int = WEEKLY_K_MAX,
+    sites_path: Path | None = None,
+    reuse: bool = True,
+) -> WeeklyPlacement:
+    """The placement decision of the ISO week starting `monday`: the best sets for k = 1..k_max
+    and the latency-versus-cost frontier, on the client demand of the four weeks ending with it.
+
+    Solving takes tens of seconds whatever the traffic (it grows with demand points and
+    candidate sites), so the weekly `mirror_placement` asset solves it once and stores it, and
+    the weekly report reads it back. With `reuse`, a stored decision is read only when its key
+    (a digest of the demand, the sites, the range and k_max) equals the current one, so a day
+    re-ingested since then means a new solve, never a stale answer. Raises ValueError without
+    located demand."""
+    end = monday + dt.timedelta(days=6)
+    start = end - dt.timedelta(days=WEEKLY_DEMAND_DAYS - 1)
+    demand = _demand(wh_root, start, end, "client")
+    sites = placement.load_sites(sites_path)
+    key = _placement_key(demand, sites, start, end, k_max)
+    folder = decision_dir(wh_root, monday)
+    if reuse and (stored := _stored(folder, key)) is not None:
+        return stored
+    result = placement_table(wh_root, start, end, "client", k_max, sites_path, frontier=True)
+    out = WeeklyPlacement(result.frame(), result.frontier_frame(), key, reused=False)
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "placement.json").unlink(missing_ok=True)  # the key goes last: no torn decision
+    atomic_write_parquet(out.placement, folder / "placement.parquet")
+    atomic_write_parquet(out.frontier, folder / "frontier.parquet")
+    atomic_write_text(folder / "placement.json", json.dumps(key, indent=2) + "\n")
+    return out
 
 
 MIN_FORECAST_DAYS = 14

@@ -1,8 +1,9 @@
 """The weekly traffic report: HTML (inline CSS, CID charts), plain text and CSV attachments.
 
-Every number comes from a named SQL file in sql/ (or the budget and placement models built on
-them); the charts are static PNGs drawn with matplotlib. `build` gathers and renders; `to_email`
-turns the result into one multipart message; `write` leaves the files next to the warehouse.
+Every number comes from a named SQL file in sql/ (or the budget model and the week's stored
+placement decision built on them); the charts are static PNGs drawn with matplotlib. `build`
+gathers and renders; `to_email` turns the result into one multipart message; `write` leaves the
+files next to the warehouse.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from pipeline.settings import DEFAULT_EGRESS_BUDGET_TB, Settings
 from pipeline.warehouse import queries
 
 TB = 1e12
+REPORT_K_MAX = 3  # placement rows shown in the report (the decision has k = 1..5)
 
 
 @dataclass
@@ -168,12 +170,10 @@ def build(
     budget = decisions.budget_table(
         wh_root, budget_tb, today=end + dt.timedelta(days=1), price_table=price_table
     )
-    try:
-        placement = decisions.placement_table(
-            wh_root, end - dt.timedelta(days=27), end, "client", 3, frontier=True
-        )
-        placement_rows = placement.frame()
-        frontier = placement.frontier_frame()
+    try:  # the week's decision, as the mirror_placement asset stored it (or solved now)
+        decision = decisions.weekly_placement(wh_root, start)
+        placement_rows = decision.placement.filter(pl.col("k") <= REPORT_K_MAX)
+        frontier = decision.frontier
     except ValueError as e:  # no located demand (no GeoIP database): say so, keep the report
         placement_rows = pl.DataFrame({"note": [str(e)]})
         frontier = pl.DataFrame()
