@@ -234,16 +234,23 @@ def sizes(wh: Path) -> tuple[int, int, dict[str, tuple[int, int]]]:
     return raw_rows, rollups.total_size(w, "requests"), per
 
 
-def cli_start(wh: Path, runs: int = 7) -> float:
-    """Median wall time of `dlcdn sql "select 1"`, a fresh process each."""
-    times = []
+IMPORT_FLOOR = "import polars, duckdb, pyarrow, pydantic_settings, click"
+
+
+def cli_start(wh: Path, runs: int = 7) -> tuple[float, float]:
+    """Median wall times of `dlcdn sql "select 1"` and of a bare `python -c` importing what any
+    query needs (the floor under it), alternating, a fresh process each."""
+    commands = {
+        "cli": [str(BIN / "dlcdn"), "sql", "select 1"],
+        "floor": [sys.executable, "-c", IMPORT_FLOOR],
+    }
+    times: dict[str, list[float]] = {k: [] for k in commands}
     for _ in range(runs + 1):
-        t = time.perf_counter()
-        subprocess.run(
-            [BIN / "dlcdn", "sql", "select 1"], check=True, env=_env(wh), capture_output=True
-        )
-        times.append(time.perf_counter() - t)
-    return statistics.median(times[1:])
+        for name, cmd in commands.items():
+            t = time.perf_counter()
+            subprocess.run(cmd, check=True, env=_env(wh), capture_output=True)
+            times[name].append(time.perf_counter() - t)
+    return statistics.median(times["cli"][1:]), statistics.median(times["floor"][1:])
 
 
 def _s(v: object) -> str:
@@ -313,7 +320,9 @@ def main() -> None:
         raw = f"{a['raw'] / b['raw']:.1f}x" if a["raw"] is not None else ""  # type: ignore[operator]
         print(f"| {name} | {_s(a['rollups'])} | {_s(b['rollups'])} | "
               f"{a['rollups'] / b['rollups']:.2f}x | {raw} |")  # type: ignore[operator]  # fmt: skip
-    print(f'\n`dlcdn sql "select 1"`: {start_s:.2f} s (median of 7, a fresh process each)')
+    cli_s, floor_s = start_s
+    print(f'\n`dlcdn sql "select 1"`: {cli_s:.2f} s; `python -c "{IMPORT_FLOOR}"`: '
+          f"{floor_s:.2f} s ({cli_s / floor_s:.2f}x; medians of 7, a fresh process each)")  # fmt: skip
     print(f"load average at end: {', '.join(f'{x:.1f}' for x in os.getloadavg())}")
 
 
