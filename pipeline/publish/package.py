@@ -104,6 +104,8 @@ def week_range(
     """The whole ISO weeks to publish: `start` back to its Monday, `end` on to its Sunday. By
     default from the first day with data to the last one, but never a week that has not ended
     (its data would be partial)."""
+    if start and end and start > end:
+        raise PublishError(f"the start {start} is after the end {end}")
     today = today or dates.today_utc()
     last_ended = dates.week_start(today) - dt.timedelta(days=1)
     days = rollups.days_in(wh, start or dt.date.min, end or dt.date.max)
