@@ -108,11 +108,13 @@ def week_range(
         raise PublishError(f"the start {start} is after the end {end}")
     today = today or dates.today_utc()
     last_ended = dates.week_start(today) - dt.timedelta(days=1)
-    days = rollups.days_in(wh, start or dt.date.min, end or dt.date.max)
+    monday = dates.week_start(start) if start else dt.date.min
+    sunday = dates.week_start(end) + dt.timedelta(days=6) if end else dt.date.max
+    days = rollups.days_in(wh, monday, sunday)
     if not days:
         raise PublishError(
             f"no requests in the warehouse {wh.root}"
-            + (f" between {start or '...'} and {end or '...'}" if start or end else "")
+            + (f" in the weeks of {start or '...'} to {end or '...'}" if start or end else "")
         )
     first = dates.week_start(start or days[0])
     last = dates.week_start(end or min(days[-1], last_ended)) + dt.timedelta(days=6)
@@ -149,6 +151,7 @@ def publish(
     databases in use, for the data sheet and the sources.
     """
     began = time.monotonic()
+    out = Path(out).absolute()  # its parent holds the temporary folder, even for `--out .`
     if k < 2:
         raise PublishError(f"k = {k}: k-anonymity needs k >= 2 (a row of 1 client singles it out)")
     _check_out(out, force)
