@@ -99,6 +99,8 @@ def run_demo(
         _instance(), DlcdnResource(warehouse=str(wh_root), landing=str(landing)), week, echo
     )
     _show_results(wh_root, week, echo)
+    if ok:
+        _publish_all(base, wh_root, echo)
     echo(
         "demo "
         + (
@@ -140,7 +142,7 @@ def _run_everything(
     daily = [r for r in second.run_requests or [] if r.job_name == "daily_job"]
     ok = ok and _all_ok(run_requested(instance, dlcdn, daily, echo))
     echo(
-        f"4/4 the ISO week of {week}: weekly_traffic, mirror_placement, egress_budget, weekly_report(_email)"
+        f"4/4 the ISO week of {week}: weekly_traffic, mirror_placement, egress_budget, weekly_report(_email), public_dataset"
     )
     weekly = [
         dg.RunRequest(
@@ -176,3 +178,25 @@ def _show_results(wh_root: Path, week: dt.date, echo: Callable[[str], None]) -> 
         else "no DLCDN_SMTP_HOST set: the outbox is the result"
     )
     echo(f"mail:       {wh_root / 'outbox' / (iso + '.eml')}  ({outbox})")
+    echo(
+        f"public:     {wh_root / 'public' / iso / 'datapackage.json'}  (the week's public dataset)"
+    )
+
+
+def _publish_all(base: Path, wh_root: Path, echo: Callable[[str], None]) -> None:
+    """Every week of the demo as one public dataset, as `dlcdn publish --out base/public` writes it."""
+    from pipeline.geo.geoip import GeoIP
+    from pipeline.publish.package import publish
+    from pipeline.settings import load
+    from pipeline.warehouse.store import Warehouse
+
+    s = load()
+    with GeoIP.from_settings(s) as geo:
+        described = geo.describe()
+    out = base / "public"
+    p = publish(Warehouse(wh_root), out, k=s.publish_k, force=True, geoip=described)
+    rows, dropped = p.summary()["rows"].sum(), p.summary()["rows_dropped"].sum()
+    echo(
+        f"dataset:    {out / 'datapackage.json'}  (dlcdn publish: {p.start} .. {p.end}, "
+        f"k = {p.k}, {rows:,} rows published, {dropped:,} dropped; data sheet {out / 'README.md'})"
+    )

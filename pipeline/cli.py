@@ -544,6 +544,74 @@ def report(week: str, send: bool, force: bool) -> None:
     click.echo(f"{outcome.status}: {outcome.eml} to {', '.join(outcome.recipients) or '(nobody)'}")
 
 
+@main.command()
+@click.option(
+    "--out",
+    "out_dir",
+    type=click.Path(path_type=Path, file_okay=False),
+    required=True,
+    help="Folder for the package: missing or empty (see --force).",
+)
+@click.option(
+    "--start",
+    type=click.DateTime(["%Y-%m-%d"]),
+    help="First day; its ISO week is published whole (default: the first week with data).",
+)
+@click.option(
+    "--end",
+    type=click.DateTime(["%Y-%m-%d"]),
+    help="Last day; its ISO week is published whole and must have ended (default: the last "
+    "ended week with data).",
+)
+@click.option(
+    "--k",
+    type=click.IntRange(2),
+    default=None,
+    help="Least distinct clients in a published row, at least 2 (default: DLCDN_PUBLISH_K, 10).",
+)
+@click.option(
+    "--force",
+    is_flag=True,
+    help="Replace the package already in --out (only a folder holding a datapackage.json).",
+)
+def publish(
+    out_dir: Path, start: dt.datetime | None, end: dt.datetime | None, k: int | None, force: bool
+) -> None:
+    """Write the public, k-anonymous dataset: a Frictionless Data Package of CSV and Parquet.
+
+    Daily totals; per ISO week by place, architecture, branch, repository, file kind, client
+    kind; top packages; APKINDEX checks per branch. Every row counts at least k distinct clients
+    (exact); rows below k fold into "(other)" rows or are dropped, and the package's
+    suppression table accounts for them. No client id, network, ASN, address, coordinate or
+    User-Agent is written. The package is validated, then replaces --out whole. docs/publish.md.
+    """
+    from pipeline.dates import iso_week
+    from pipeline.geo.geoip import GeoIP
+    from pipeline.publish.package import publish as run
+    from pipeline.warehouse import queries
+    from pipeline.warehouse.store import Warehouse
+
+    s = _settings()
+    with GeoIP.from_settings(s) as geoip_dbs:
+        described = geoip_dbs.describe()
+    p = run(
+        Warehouse(s.warehouse),
+        out_dir,
+        start.date() if start else None,
+        end.date() if end else None,
+        k if k is not None else s.publish_k,
+        force=force,
+        geoip=described,
+        progress=lambda line: click.echo(f"  {line}", err=True),
+    )
+    click.echo(
+        f"{p.start} .. {p.end} (ISO weeks {iso_week(p.start)} .. {iso_week(p.end)}), "
+        f"k = {p.k}, in {p.seconds:.1f} s"
+    )
+    click.echo(queries.format_frame(p.summary()))
+    click.echo(f"package: {p.out / 'datapackage.json'} (data sheet: {p.out / 'README.md'})")
+
+
 def _progress():  # type: ignore[no-untyped-def]
     from rich.progress import (
         BarColumn,

@@ -69,6 +69,9 @@ class Settings(BaseSettings):
     smtp_tls: Literal["none", "starttls", "ssl"] = "starttls"
     report_from: str | None = None
     report_to: tuple[str, ...] = ()
+    # The public dataset's threshold: every published row counts at least this many distinct
+    # clients (dlcdn publish --k overrides it; the weekly public_dataset asset uses it).
+    publish_k: Annotated[int, Field(ge=2)] = 10
     # Fastly JSON key names per field (`[fastly.keys]` in dlcdn.toml), see pipeline.ingest.formats.
     fastly_keys: Mapping[str, tuple[str, ...]] = Field(default_factory=dict)
     # Secrets: environment only. Without DLCDN_IP_KEY a key is generated once (geo.privacy).

@@ -41,6 +41,7 @@ COMMANDS = [
     "geoip",
     "ingest",
     "placement",
+    "publish",
     "report",
     "rollup",
     "sql",

@@ -4,6 +4,7 @@ import dagster as dg
 
 from assets.defs.decisions import egress_budget, mirror_placement
 from assets.defs.ingest import requests
+from assets.defs.publish import public_dataset
 from assets.defs.report import weekly_report, weekly_report_email
 from assets.defs.traffic import daily_traffic, rollups, weekly_traffic
 
@@ -21,7 +22,13 @@ daily_job = dg.define_asset_job(
 weekly_job = dg.define_asset_job(
     "weekly_job",
     selection=dg.AssetSelection.assets(
-        weekly_traffic, mirror_placement, egress_budget, weekly_report, weekly_report_email
+        weekly_traffic,
+        mirror_placement,
+        egress_budget,
+        weekly_report,
+        weekly_report_email,
+        public_dataset,
     ),
-    description="Build one ISO week and its decisions (Monday 06:00 UTC for the previous week).",
+    description="Build one ISO week, its decisions and its public dataset (Monday 06:00 UTC for "
+    "the previous week).",
 )

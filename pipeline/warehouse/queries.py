@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import sys
 import threading
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 
+import duckdb
 import polars as pl
 
 from pipeline.warehouse.store import Warehouse
@@ -38,6 +40,20 @@ def run(
     ["2026-11-20"]}), see `Warehouse.scope`: a partition's aggregate then costs the same
     whatever the warehouse's history.
     """
+    with connect(warehouse, scope) as con:
+        rel = con.sql(text, params=dict(params) if params else None)
+        if rel is None:  # a statement that returns nothing
+            return pl.DataFrame()
+        return rel.pl()
+
+
+@contextlib.contextmanager
+def connect(
+    warehouse: Path, scope: Mapping[str, list[str]] | None = None
+) -> Iterator[duckdb.DuckDBPyConnection]:
+    """A read-only connection to the warehouse's views (refreshed once per process), with
+    `scope` applied as in `run`: for work that runs several statements on one connection
+    (temporary tables). Closed on exit."""
     wh = Warehouse(warehouse)
     with _refreshed_lock:
         if wh.root not in _refreshed or not wh.db_path.exists():
@@ -48,10 +64,7 @@ def run(
     try:
         for table, values in (scope or {}).items():
             wh.scope(con, table, list(values))
-        rel = con.sql(text, params=dict(params) if params else None)
-        if rel is None:  # a statement that returns nothing
-            return pl.DataFrame()
-        return rel.pl()
+        yield con
     finally:
         con.close()
 
