@@ -77,6 +77,10 @@ def test_sections_charts_tables_and_attribution(rep: report.WeeklyReport) -> Non
     assert set(re.findall(r'src="cid:([^"]+)"', rep.html)) == set(rep.images)
     assert "<script" not in rep.html.lower()
     assert DBIP_ATTRIBUTION in rep.html and DBIP_ATTRIBUTION in rep.text
+    # what "unique clients" means is said where the number is read
+    for body in (rep.html, rep.text):
+        assert "Unique clients: distinct client ids over the week" in body
+        assert "exact below 1,024" in body
     assert sorted(rep.attachments) == sorted(
         f"{WEEK}-{n}.csv"
         for n in ("countries", "arch", "branches", "pops", "heavy-hitters", "placement-frontier")

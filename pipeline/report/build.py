@@ -25,8 +25,13 @@ from pipeline.decisions import tables as decisions
 from pipeline.geo.geoip import GeoIP
 from pipeline.settings import DEFAULT_EGRESS_BUDGET_TB, Settings
 from pipeline.warehouse import queries
+from pipeline.warehouse.rollups import SKETCH_K
 
 TB = 1e12
+CLIENTS_NOTE = (
+    f"Unique clients: distinct client ids over the week, merged from per-day sketches of "
+    f"{SKETCH_K:,} ids: exact below {SKETCH_K:,}, an estimate above (standard error about 3%)"
+)
 REPORT_K_MAX = 3  # placement rows shown in the report (the decision has k = 1..5)
 
 
@@ -260,6 +265,7 @@ def _assemble(
         "quality": w.quality,
         "checks": checks,
         "attributions": list(attributions),
+        "clients_note": CLIENTS_NOTE,
     }
     html = _env().get_template("report.html.j2").render(**context)
     text = _env().get_template("report.txt.j2").render(**context)
