@@ -40,7 +40,7 @@ demo: setup
 test: setup system-deps
 	$(BIN)/python -m pytest -n 2 -q
 
-bench: setup
+bench: setup system-deps
 	$(BIN)/python benchmarks/bench_ingest.py --runs 3
 
 # CPU time of each ingest stage against the baselines', and the speed bound it sets (~3 minutes).
