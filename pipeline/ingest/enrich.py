@@ -47,10 +47,10 @@ class FactCache:
 
     Each value gets an integer code from a polars Categorical whose categories belong to this
     cache (the cast hashes each value once, in native code); `index[code]` is the row of the
-    value's facts in `facts`. A batch costs that cast, an array lookup and a gather of fact rows,
-    and the compute function runs on values never seen before only. Past `max_rows` the cache
-    starts over (new categories: polars frees the old mapping with the last series using it), so
-    memory stays bounded however many distinct values a file has.
+    value's facts. A batch costs that cast, an array lookup and a gather of fact rows, and the
+    compute function runs on values never seen before only. Past `max_rows` the cache starts
+    over (new categories: polars frees the old mapping with the last series using it), so memory
+    stays bounded however many distinct values a file has.
     """
 
     def __init__(self, key: str, max_rows: int = 1_000_000) -> None:
@@ -62,8 +62,8 @@ class FactCache:
     @property
     def table(self) -> pl.DataFrame | None:
         """Every cached row, the key included (for inspection)."""
-        facts = self._gen.facts
-        return None if facts is None else facts[1:]
+        levels = self._gen.levels()
+        return None if levels is None else pl.concat(t for t in levels if t is not None)[1:]
 
     def attach(
         self, values: pl.Series, compute: Callable[[pl.Series], pl.DataFrame]
@@ -76,40 +76,67 @@ class FactCache:
         gen = self._gen
         codes = values.cast(gen.dtype).to_physical()
         with self.lock:
-            pos = gen.positions(codes)
+            pos, levels = gen.positions(codes), gen.levels()
         missing = pos < 0
-        if missing.any() or gen.facts is None:
+        if missing.any() or levels is None:
             new = values.filter(pl.Series(missing)).unique()
             rows = compute(new.rename(self.key))
             with self.lock:
                 gen.add(new.cast(gen.dtype).to_physical().to_numpy(), rows)
-                pos = gen.positions(codes)
+                pos, levels = gen.positions(codes), gen.levels()
                 if gen.height > self.max_rows and gen is self._gen:
                     self._gen = _Generation()
-        assert gen.facts is not None
-        return gen.facts[pl.Series(pos)]
+        assert levels is not None
+        return _gather(levels, pos)
+
+
+def _gather(levels: tuple[pl.DataFrame, pl.DataFrame | None], pos: np.ndarray) -> pl.DataFrame:
+    """Rows `pos` of the two levels taken as one frame (`main`'s rows first).
+
+    polars gathers from a frame of two chunks some twenty times slower than from one, so the
+    rows are gathered from `main`, and the few that are in `recent` written over them.
+    """
+    main, recent = levels
+    in_recent = pos >= main.height
+    if recent is None or not in_recent.any():
+        return main[pl.Series(pos)]
+    out = main[pl.Series(np.where(in_recent, 0, pos))]
+    where = np.flatnonzero(in_recent)
+    late = recent[pl.Series(pos[where] - main.height)]
+    at = pl.Series(where)
+    return pl.DataFrame([out[c].scatter(at, late[c]) for c in out.columns])
 
 
 class _Generation:
     """One start of a FactCache: its categories, the code -> row index, and the fact rows.
 
-    Row 0 of `facts` is all null (what a null value gets); `index` holds -1 for codes whose
-    facts are not there yet. Rows are only ever appended, so a row number stays valid.
+    The rows live in `main` (row 0 all null: what a null value gets) and `recent`, the rows
+    added since `main` was last rebuilt, each in one chunk: `recent` joins `main` once it
+    reaches a quarter of it, so a row is copied a few times over a file rather than at every
+    batch that brings new values. `index` holds -1 for codes whose facts are not there yet.
+    Rows are only ever appended, so a row number stays valid.
     """
+
+    _MERGE_FRACTION = 4
 
     def __init__(self) -> None:
         self.dtype = pl.Categorical(pl.Categories.random())
         # polars keeps a mapping only while some series uses it.
         self.keepalive = pl.Series([], dtype=self.dtype)
         self.index = np.full(1024, -1, dtype=np.int64)
-        self.facts: pl.DataFrame | None = None
+        self.main: pl.DataFrame | None = None
+        self.recent: pl.DataFrame | None = None
         self.height = 0  # fact rows, the null row not counted
+
+    def levels(self) -> tuple[pl.DataFrame, pl.DataFrame | None] | None:
+        return None if self.main is None else (self.main, self.recent)
 
     def positions(self, codes: pl.Series) -> np.ndarray:
         """The fact row of every code (0 for a null, -1 where the facts are not known yet)."""
         top = codes.max()
         if top is not None and int(top) >= len(self.index):  # type: ignore[arg-type]
-            grown = np.full(max(2 * len(self.index), int(top) + 1), -1, dtype=np.int64)  # type: ignore[arg-type]
+            size = max(2 * len(self.index), int(top) + 1)  # type: ignore[arg-type]
+            grown = np.full(size, -1, dtype=np.int64)
             grown[: len(self.index)] = self.index
             self.index = grown
         nulls = codes.is_null().to_numpy()
@@ -119,15 +146,10 @@ class _Generation:
 
     def add(self, codes: np.ndarray, rows: pl.DataFrame) -> None:
         """Appends the rows of the codes that are still missing (another batch may have added
-        some meanwhile).
-
-        `facts` is kept in one chunk: polars gathers from a frame of two chunks some twenty
-        times slower than from one, which costs more than copying the rows at each addition
-        (batches bring fewer new values as a file goes on).
-        """
+        some meanwhile)."""
         self.positions(pl.Series(codes, dtype=pl.UInt32))  # grows the index to fit the codes
-        if self.facts is None:
-            self.facts = rows.clear(1)
+        if self.main is None:
+            self.main = rows.clear(1)
         still = self.index[codes] < 0
         if not still.any():
             return
@@ -135,7 +157,11 @@ class _Generation:
         # Text taken from a batch is a view into that batch's buffers: kept as it is, each cached
         # row would keep its whole batch alive. Own copies cost little (new values only).
         rows = rows.with_columns(pl.col(pl.String) + "")
-        self.facts = pl.concat([self.facts, rows]).rechunk()
+        recent = rows if self.recent is None else pl.concat([self.recent, rows]).rechunk()
+        if recent.height * self._MERGE_FRACTION > self.main.height:
+            self.main, self.recent = pl.concat([self.main, recent]).rechunk(), None
+        else:
+            self.recent = recent
         self.index[codes[still]] = np.arange(self.height + 1, self.height + 1 + rows.height)
         self.height += rows.height
 
