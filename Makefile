@@ -40,8 +40,13 @@ demo: setup
 test: setup system-deps
 	$(BIN)/python -m pytest -n 2 -q
 
-bench: setup
-	$(BIN)/python benchmarks/bench_ingest.py --runs 3
+# Ingest against the bare polars parse and GoAccess on 5M generated lines: combined and Fastly,
+# plain and gzip, medians of 3 (~35 minutes on 2 cores, most of it GoAccess); tables to bench-data/.
+bench: setup system-deps
+	mkdir -p bench-data
+	set -eo pipefail; for f in combined fastly; do for z in "" --gzip; do \
+	  $(BIN)/python benchmarks/bench_ingest.py --format $$f $$z --runs 3 --skip-python \
+	    | tee bench-data/results-5M-$$f$$z.md; done; done
 
 # CPU time of each ingest stage against the baselines', and the speed bound it sets (~3 minutes).
 bench-stages: setup

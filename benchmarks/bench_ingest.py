@@ -9,6 +9,8 @@ generated file:
   polars-re  a bare polars parse: lazy line scan, one 8-group regex, sink_parquet (zstd)
   python-re  a plain Python `re` loop to Parquet, in 1 and in 2 processes (byte ranges)
   gunzip     (with --gzip) decompression only: the floor for a compressed file
+  goaccess   GoAccess (the log analyser users would otherwise pick) reading the same file into its
+             JSON report, every panel on; a .gz piped through `gzip -dc`, as GoAccess reads no gzip
 Figures are medians over --runs; the ratios compare dlcdn with the baselines of the same run.
 """
 
@@ -151,6 +153,40 @@ print(n)
 """
 
 
+# GoAccess's format for each generated file. Fastly lines are read as text up to the body size
+# (GoAccess's JSON formats take no syslog prefix); `%x` with `...%S%Z` reads the timestamp.
+GOACCESS_FORMATS = {
+    "combined": ["--log-format=COMBINED"],
+    "fastly": [
+        '--log-format=<%^>%^ %^ %^: {"timestamp":"%x","client_ip":"%h","request_method":"%m",'
+        '"url":"%U","request_protocol":"%H","response_status":%s,"response_body_size":%b,%^',
+        "--datetime-format=%Y-%m-%dT%H:%M:%S%Z",
+    ],
+}
+
+# GoAccess in a temporary HOME (no ~/.goaccessrc), stdin closed unless a .gz is piped in; prints
+# the requests it counted and the lines it could not read.
+CHILD_GOACCESS = r"""
+import json, os, subprocess, sys, tempfile
+src, fmt = sys.argv[1], sys.argv[2:]
+with tempfile.TemporaryDirectory(prefix="goaccess-") as tmp:
+    report = os.path.join(tmp, "report.json")
+    cmd = ["goaccess", "--no-global-config", "--no-progress", "--no-parsing-spinner", *fmt,
+           "-o", report]
+    env = {**os.environ, "HOME": tmp, "TZ": "UTC"}
+    if src.endswith(".gz"):
+        unzip = subprocess.Popen(["gzip", "-dc", src], stdout=subprocess.PIPE)
+        subprocess.run([*cmd, "-"], stdin=unzip.stdout, env=env, check=True, capture_output=True)
+        unzip.stdout.close()
+        assert unzip.wait() == 0
+    else:
+        subprocess.run([*cmd, src], stdin=subprocess.DEVNULL, env=env, check=True,
+                       capture_output=True)
+    general = json.load(open(report, encoding="utf-8", errors="replace"))["general"]
+print(general["total_requests"], general["failed_requests"])
+"""
+
+
 def run_child(code: str, *args: str) -> str:
     """Runs code in a fresh interpreter and returns its stdout."""
     proc = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, cwd=REPO)
@@ -209,6 +245,7 @@ def main() -> None:
     ap = file_arguments(__doc__)
     ap.add_argument("--runs", type=int, default=1)
     ap.add_argument("--skip-python", action="store_true", help="skip the slow Python re baselines")
+    ap.add_argument("--skip-goaccess", action="store_true", help="skip GoAccess")
     args = ap.parse_args()
 
     src = ensure_data(args.data_dir, args.lines, args.format, args.gzip, args.seed)
@@ -229,6 +266,14 @@ def main() -> None:
                 )
         if args.gzip:
             contenders.append(("gunzip only", CHILD_GUNZIP, [str(src)]))
+        if not args.skip_goaccess:
+            if shutil.which("goaccess") is None:
+                raise SystemExit(
+                    "goaccess is not installed: `make system-deps`, or --skip-goaccess"
+                )
+            contenders.append(
+                ("goaccess", CHILD_GOACCESS, [str(src), *GOACCESS_FORMATS[args.format]])
+            )
         results: dict[str, tuple[float, int, str]] = {}
         for name, code, cargs in contenders:
             walls, rsss, out = [], [], ""

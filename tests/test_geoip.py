@@ -287,6 +287,39 @@ def test_any_text_gives_one_row_per_input_in_order(dbs: dict[str, Path], texts: 
                 assert row == NULL_GEO, text
 
 
+# Addresses in, around and between the factory's networks (IPv4 in several /24s and the /29).
+_NEAR = st.builds(
+    lambda base, last: f"{base}.{last}",
+    st.sampled_from(
+        ["81.2.69", "81.2.68", "175.16.199", "216.160.83", "41.0.7", "41.1.0", "100.64.3"]
+    ),
+    st.integers(0, 255),
+)
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    batches=st.lists(
+        st.lists(_NEAR | st.sampled_from(["2a02:cf40::1", "-", "::ffff:81.2.69.9"]), max_size=20),
+        min_size=1,
+        max_size=6,
+    )
+)
+@pytest.mark.parametrize("city", ["city-geoip2", "city-dbip-v4"])
+def test_networks_met_in_earlier_batches_answer_like_a_fresh_lookup(
+    dbs: dict[str, Path], city: str, batches: list[list[str]]
+) -> None:
+    # Property: an address found through a network learned in an earlier batch (IPv4 addresses
+    # are looked up network by network, across calls) gets the row a fresh lookup gives it.
+    paths = {"city": dbs[city], "country": dbs["country-geoip2"], "asn": dbs["asn-geoip2"]}
+    with GeoIP.open(**paths) as warm:
+        for batch in batches:
+            got = warm.lookup(batch)
+            for text, row in zip(batch, got.iter_rows(named=True), strict=True):
+                with GeoIP.open(**paths) as fresh:  # no network learned yet
+                    assert row == fresh.lookup([text]).row(0, named=True), text
+
+
 # --- MaxMind's own test databases -----------------------------------------------------------------
 
 

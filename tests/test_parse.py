@@ -460,7 +460,7 @@ def _facts(keys: pl.Series) -> pl.DataFrame:
     return keys.to_frame("k").with_columns(pl.col("k").str.len_chars().alias("n"))
 
 
-def test_fact_cache_computes_each_key_once_and_answers_every_batch() -> None:
+def test_fact_cache_computes_each_key_once_and_answers_every_row() -> None:
     cache = enrich.FactCache("k", max_rows=1_000)
     seen: list[str] = []
 
@@ -468,12 +468,20 @@ def test_fact_cache_computes_each_key_once_and_answers_every_batch() -> None:
         seen.extend(keys.to_list())
         return _facts(keys)
 
-    batches = [["a", "bb", "a", None], ["bb", "ccc"], ["ccc", "a", "dddd"], ["bb"]]
+    batches = [["a", "bb", "a", None], ["bb", "ccc"], ["ccc", "a", "dddd"], ["bb"], [None, None]]
     for values in batches:
-        got = cache.lookup(pl.Series(values, dtype=pl.String), compute).sort("k")
-        want = _facts(pl.Series([v for v in set(values) if v is not None])).sort("k")
-        assert got.equals(want)
+        got = cache.attach(pl.Series(values, dtype=pl.String), compute)
+        assert got.to_dicts() == [
+            {"k": v, "n": None if v is None else len(v)} for v in values
+        ]  # one row per value, in order; all null for a null value
     assert sorted(seen) == ["a", "bb", "ccc", "dddd"]  # each key computed exactly once
+
+
+def test_fact_cache_of_only_nulls_has_the_facts_columns() -> None:
+    cache = enrich.FactCache("k")
+    got = cache.attach(pl.Series([None, None], dtype=pl.String), _facts)
+    assert got.schema == pl.Schema({"k": pl.String, "n": pl.UInt32})
+    assert got.null_count().row(0) == (2, 2)
 
 
 def test_fact_cache_starts_over_past_its_bound() -> None:
@@ -484,23 +492,25 @@ def test_fact_cache_starts_over_past_its_bound() -> None:
         calls.append(sorted(keys.to_list()))
         return _facts(keys)
 
-    cache.lookup(pl.Series(["a", "b"]), compute)
-    cache.lookup(pl.Series(["c", "d"]), compute)  # 4 rows > 3: the cache holds only c, d now
-    assert cache.table is not None and cache.table.height == 2
-    got = cache.lookup(pl.Series(["a", "c"]), compute).sort("k")
-    assert got["n"].to_list() == [1, 1]
-    assert calls == [["a", "b"], ["c", "d"], ["a"]]
+    cache.attach(pl.Series(["a", "b"]), compute)
+    cache.attach(pl.Series(["c", "d"]), compute)  # 4 rows > 3: the next batch starts over
+    assert cache.table is None
+    got = cache.attach(pl.Series(["a", "c", "a"]), compute)
+    assert got["n"].to_list() == [1, 1, 1]
+    assert calls == [["a", "b"], ["c", "d"], ["a", "c"]]
+    assert cache.table is not None and sorted(cache.table["k"]) == ["a", "c"]
 
 
 def test_fact_cache_stays_in_few_chunks_over_many_batches() -> None:
-    # Probing a frame of many chunks costs several times more; each batch adds one.
+    # Gathering from a frame of many chunks costs several times more; each batch adds rows.
     cache = enrich.FactCache("k")
     for b in range(200):
-        keys = pl.Series([f"k{b}-{i}" for i in range(50)] + ["k0-0"])
-        got = cache.lookup(keys, _facts)
-        assert got.height == keys.n_unique() and set(got["k"]) == set(keys)
-    assert cache.main is not None and cache.main.n_chunks() == 1
-    assert cache.recent is None or cache.recent.n_chunks() <= 8
+        keys = pl.Series([f"k{b}-{i}" for i in range(50)] + ["k0-0", f"k{b // 2}-7"])
+        got = cache.attach(keys, _facts)
+        assert got["k"].equals(keys.rename("k"))  # rows from both levels, in order
+    levels = cache._gen.levels()
+    assert levels is not None
+    assert all(level is None or level.n_chunks() == 1 for level in levels)
     assert cache.table is not None and cache.table.height == 200 * 50
     assert cache.table["k"].n_unique() == 200 * 50
 
@@ -516,7 +526,10 @@ def test_fact_cache_keeps_one_row_per_key_under_concurrent_batches() -> None:
         return _facts(keys)
 
     values = pl.Series([f"key-{i}" for i in range(500)])
-    threads = [threading.Thread(target=cache.lookup, args=(values, compute)) for _ in range(4)]
+    got: list[pl.DataFrame] = []
+    threads = [
+        threading.Thread(target=lambda: got.append(cache.attach(values, compute))) for _ in range(4)
+    ]
     for t in threads:
         t.start()
     for t in threads:
@@ -524,7 +537,8 @@ def test_fact_cache_keeps_one_row_per_key_under_concurrent_batches() -> None:
     assert cache.table is not None
     assert cache.table.height == 500
     assert cache.table["k"].n_unique() == 500
-    assert cache.lookup(values, compute).height == 500
+    assert len(got) == 4 and all(g["k"].equals(values.rename("k")) for g in got)
+    assert cache.attach(values, compute).height == 500
 
 
 _PREFIXES = st.sampled_from(

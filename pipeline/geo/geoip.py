@@ -38,6 +38,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import zipfile
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -46,6 +47,7 @@ from pathlib import Path
 from typing import Any
 
 import maxminddb
+import numpy as np
 import polars as pl
 
 from pipeline import files, settings
@@ -187,6 +189,105 @@ def _records(reader: Any, keys: list[str | None]) -> Iterator[tuple[int, dict[st
             yield i, record
 
 
+# What lookup reads from a record, in this order (see `_facts`).
+_FACTS = ("country", "continent", "latitude", "longitude", "asn", "as_org")
+
+
+def _facts(rec: Any) -> tuple[Any, ...]:
+    """A record's facts (all None for no record). `or None` turns empty strings and AS0 ("no
+    AS") into NULL; the coordinates are taken as they are."""
+    if not isinstance(rec, dict):
+        return (None,) * len(_FACTS)
+    c, k, loc = rec.get("country"), rec.get("continent"), rec.get("location")
+    return (
+        (c.get("iso_code") or None) if c else None,
+        (k.get("code") or None) if k else None,
+        loc.get("latitude") if loc else None,
+        loc.get("longitude") if loc else None,
+        rec.get("autonomous_system_number") or None,
+        rec.get("autonomous_system_organization") or None,
+    )
+
+
+class _Networks:
+    """The IPv4 networks of one database met so far, and the facts of each one's record.
+
+    Clients cluster in networks: each network is looked up once (decoding a record, with names
+    in ten languages, costs several times the tree walk), and every later address in it is found
+    by a binary search over the sorted network starts, for a whole batch at once. Row 0 of the
+    facts is all None (an address with no record). Bounded by the database's networks.
+    """
+
+    def __init__(self, reader: Any) -> None:
+        self.reader = reader
+        self.ipv4_in_v6_tree = reader.metadata().ip_version == 6
+        self.starts = np.empty(0, dtype=np.int64)
+        self.ends = np.empty(0, dtype=np.int64)
+        self.rows = np.empty(0, dtype=np.int64)  # the facts row of each network
+        self.facts: list[np.ndarray] = [np.array([None], dtype=object) for _ in _FACTS]
+        self.lock = threading.Lock()
+
+    def find(self, numbers: np.ndarray, texts: list[str]) -> np.ndarray:
+        """The facts row of each address (`numbers` as integers, `texts` as text)."""
+        with self.lock:
+            rows = self._probe(numbers)
+            missing = np.flatnonzero(rows < 0)
+            if len(missing):
+                self._learn(numbers[missing], [texts[i] for i in missing.tolist()])
+                found = self._probe(numbers[missing])
+                rows[missing] = np.maximum(found, 0)  # not in any network (a lookup error): none
+        return rows
+
+    def _probe(self, numbers: np.ndarray) -> np.ndarray:
+        if not len(self.starts):
+            return np.full(len(numbers), -1, dtype=np.int64)
+        j = np.maximum(np.searchsorted(self.starts, numbers, side="right") - 1, 0)
+        inside = (self.starts[j] <= numbers) & (numbers <= self.ends[j])
+        return np.where(inside, self.rows[j], -1)
+
+    def _learn(self, numbers: np.ndarray, texts: list[str]) -> None:
+        """Looks up the networks of addresses not in a known one (in address order, so that an
+        address in the network just learned is not looked up again)."""
+        starts, ends, facts = [], [], []
+        end = -1
+        for k in np.argsort(numbers, kind="stable").tolist():
+            number = int(numbers[k])
+            if number <= end:
+                continue
+            try:
+                record, prefix = self.reader.get_with_prefix_len(texts[k])
+            except ValueError:
+                continue
+            if self.ipv4_in_v6_tree and prefix > 32:
+                prefix -= 96  # the IPv4 subtree of an IPv6 database (::a.b.c.d/96+n)
+            host = 32 - prefix
+            start = (number >> host) << host
+            end = start | ((1 << host) - 1)
+            starts.append(start)
+            ends.append(end)
+            facts.append(_facts(record))
+        if not starts:
+            return
+        first = len(self.facts[0])
+        rows = np.concatenate([self.rows, np.arange(first, first + len(starts))])
+        all_starts = np.concatenate([self.starts, np.asarray(starts, dtype=np.int64)])
+        all_ends = np.concatenate([self.ends, np.asarray(ends, dtype=np.int64)])
+        order = np.argsort(all_starts, kind="stable")
+        self.starts, self.ends, self.rows = all_starts[order], all_ends[order], rows[order]
+        new = list(zip(*facts, strict=True))
+        self.facts = [
+            np.concatenate([old, np.array(column, dtype=object)])
+            for old, column in zip(self.facts, new, strict=True)
+        ]
+
+
+def _ipv4_numbers(keys: pl.Series) -> np.ndarray:
+    """Dotted quads (strict, as `lookup_keys` gives them) as integers."""
+    octets = keys.str.split_exact(".", 3).struct.unnest().cast(pl.Int64)
+    a, b, c, d = (octets[col].to_numpy() for col in octets.columns)
+    return (a << 24) | (b << 16) | (c << 8) | d
+
+
 @dataclass
 class GeoIP:
     """The open GeoIP databases, and the lookup from client IPs to the warehouse's geo columns."""
@@ -197,6 +298,8 @@ class GeoIP:
     # role -> file, for describe(); `default_city` marks the embedded default.
     paths: dict[str, Path] = field(default_factory=dict)
     default_city: bool = False
+    # role -> the IPv4 networks met so far in that database (see _Networks).
+    _networks: dict[str, _Networks] = field(default_factory=dict, repr=False, compare=False)
 
     @classmethod
     def open(
@@ -251,57 +354,50 @@ class GeoIP:
         return geo
 
     def lookup(self, ips: Sequence[str] | pl.Series) -> pl.DataFrame:
-        """One row per input, in order: `client` (as given) plus GEO_SCHEMA. Pass distinct IPs."""
+        """One row per input, in order: `client` (as given) plus GEO_SCHEMA. Pass distinct IPs.
+
+        IPv4 addresses are found network by network (`_Networks`), IPv6 ones one by one.
+        """
         keys = addresses.lookup_keys(ips)
         n = len(keys)
-        country: list[str | None] = [None] * n
-        continent: list[str | None] = [None] * n
-        latitude: list[float | None] = [None] * n
-        longitude: list[float | None] = [None] * n
-        asn: list[int | None] = [None] * n
-        as_org: list[str | None] = [None] * n
+        key_series = pl.Series("key", keys, dtype=pl.String)
+        is_v4 = (key_series.is_not_null() & ~key_series.str.contains(":", literal=True)).to_numpy()
+        v4 = np.flatnonzero(is_v4)
+        v4_numbers = _ipv4_numbers(key_series.gather(v4)) if len(v4) else np.empty(0, np.int64)
+        v4_texts = [str(keys[i]) for i in v4.tolist()]
+        v6_keys = [None if v else k for k, v in zip(keys, is_v4.tolist(), strict=True)]
+        columns = {name: np.full(n, None, dtype=object) for name in _FACTS}
 
-        # One pass per database; the loops are the hot path, so they stay inline. `or None` turns
-        # empty strings and AS0 ("no AS") into NULL.
-        place_db = self.country if self.country is not None else self.city
-        if place_db is not None:
-            for i, rec in _records(place_db, keys):
-                c = rec.get("country")
-                if c:
-                    country[i] = c.get("iso_code") or None
-                k = rec.get("continent")
-                if k:
-                    continent[i] = k.get("code") or None
-                if place_db is self.city:
-                    loc = rec.get("location")
-                    if loc:
-                        latitude[i] = loc.get("latitude")
-                        longitude[i] = loc.get("longitude")
-        if self.city is not None and place_db is not self.city:
-            for i, rec in _records(self.city, keys):
-                loc = rec.get("location")
-                if loc:
-                    latitude[i] = loc.get("latitude")
-                    longitude[i] = loc.get("longitude")
+        def take(role: str, reader: Any, names: tuple[str, ...]) -> None:
+            """Fills the `names` columns from one database."""
+            if len(v4):
+                networks = self._networks.setdefault(role, _Networks(reader))
+                rows = networks.find(v4_numbers, v4_texts)
+                for name in names:
+                    columns[name][v4] = networks.facts[_FACTS.index(name)][rows]
+            for i, rec in _records(reader, v6_keys):
+                facts = dict(zip(_FACTS, _facts(rec), strict=True))
+                for name in names:
+                    columns[name][i] = facts[name]
+
+        location = ("latitude", "longitude")
+        if self.country is not None:
+            take("country", self.country, ("country", "continent"))
+            if self.city is not None:
+                take("city", self.city, location)
+        elif self.city is not None:
+            take("city", self.city, ("country", "continent", *location))
         if self.asn is not None:
-            for i, rec in _records(self.asn, keys):
-                asn[i] = rec.get("autonomous_system_number") or None
-                as_org[i] = rec.get("autonomous_system_organization") or None
+            take("asn", self.asn, ("asn", "as_org"))
 
         frame = pl.DataFrame(
             {
                 "client": ips,
-                "country": country,
-                "continent": continent,
                 "subregion": [None] * n,
-                "latitude": latitude,
-                "longitude": longitude,
-                "asn": asn,
-                "as_org": as_org,
-            },
-            schema=LOOKUP_SCHEMA,
-        )
-        return frame.with_columns(
+                **{n: pl.Series(n, columns[n].tolist(), dtype=LOOKUP_SCHEMA[n]) for n in _FACTS},
+            }
+        ).select(list(LOOKUP_SCHEMA))
+        return frame.cast(LOOKUP_SCHEMA).with_columns(  # type: ignore[arg-type]
             subregion=pl.col("country").replace_strict(
                 m49_subregions(), default=None, return_dtype=pl.String
             ),

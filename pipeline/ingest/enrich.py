@@ -12,6 +12,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
+import numpy as np
 import polars as pl
 
 from pipeline import alpine
@@ -42,95 +43,127 @@ class Geolocator(Protocol):
 
 
 class FactCache:
-    """Fact rows keyed by one column, computed once per key and shared by the batches of a file.
+    """Fact rows keyed by one text column: computed once per distinct value, attached by position.
 
-    A batch costs a probe of the cached rows (in polars, no per-value Python), and the compute
-    function runs on the keys never seen before only. Past `max_rows` the cache starts over, so
-    memory stays bounded however many distinct keys a file has.
-
-    The rows live in two frames: `main`, kept in one chunk, and `recent`, the rows added since
-    `main` was last rebuilt. Probing a frame of many chunks costs several times more (a batch
-    adds a chunk), and copying the whole cache into one chunk at every batch would cost as much
-    again; `recent` is merged into `main` once it reaches a quarter of it, so each row is copied
-    a few times over a file, not once per batch.
+    Each value gets an integer code from a polars Categorical whose categories belong to this
+    cache (the cast hashes each value once, in native code); `index[code]` is the row of the
+    value's facts. A batch costs that cast, an array lookup and a gather of fact rows, and the
+    compute function runs on values never seen before only. Past `max_rows` the cache starts
+    over (new categories: polars frees the old mapping with the last series using it), so memory
+    stays bounded however many distinct values a file has.
     """
-
-    _HASH = "__key_hash"
-    _MERGE_FRACTION = 4  # `recent` joins `main` past 1/4 of its rows
-    _RECENT_CHUNKS = 8  # and is put in one chunk past this many
 
     def __init__(self, key: str, max_rows: int = 1_000_000) -> None:
         self.key = key
         self.max_rows = max_rows
-        # Fact rows plus the key's 64-bit hash.
-        self.main: pl.DataFrame | None = None
-        self.recent: pl.DataFrame | None = None
         self.lock = threading.Lock()
+        self._gen = _Generation()
 
     @property
     def table(self) -> pl.DataFrame | None:
-        """Every cached row (one frame; for inspection)."""
-        levels = self._levels()
-        return pl.concat(levels) if levels else None
+        """Every cached row, the key included (for inspection)."""
+        levels = self._gen.levels()
+        return None if levels is None else pl.concat(t for t in levels if t is not None)[1:]
 
-    def _levels(self) -> list[pl.DataFrame]:
-        return [t for t in (self.main, self.recent) if t is not None]
-
-    def _hashed(self, frame: pl.DataFrame) -> pl.DataFrame:
-        return frame.with_columns(pl.col(self.key).hash().alias(self._HASH))
-
-    def lookup(
+    def attach(
         self, values: pl.Series, compute: Callable[[pl.Series], pl.DataFrame]
     ) -> pl.DataFrame:
-        """The fact rows of every distinct non-null value of `values`."""
-        distinct = self._hashed(values.drop_nulls().unique().rename(self.key).to_frame())
-        with self.lock:
-            levels = self._levels()
-        if not levels:
-            known, missing = None, distinct[self.key]
-        else:
-            known = self._among(levels, distinct)
-            if known.height == distinct.height:
-                return known.drop(self._HASH)
-            missing = distinct.join(known.select(self.key), on=self.key, how="anti")[self.key]
-        rows = self._hashed(compute(missing))
-        self._add(rows)
-        out = rows if known is None else pl.concat([known, rows])
-        return out.drop(self._HASH)
+        """One fact row per value of `values`, in order: the key column as computed and the
+        facts; every column null where the value is null.
 
-    def _among(self, levels: list[pl.DataFrame], keys: pl.DataFrame) -> pl.DataFrame:
-        """The cached rows whose key is in `keys` (a frame with the key and its hash).
-
-        Rows are picked by the integer hash of the batch's keys (a hash set of the batch's few
-        keys, probed by the cache's hash column; a string join would hash the whole cache every
-        batch), then the few candidates are checked on the key itself, so a hash collision
-        cannot hand one key another's facts.
+        `compute` gets distinct non-null values and returns one row for each, in order.
         """
-        wanted = pl.col(self._HASH).is_in(keys[self._HASH].implode())
-        candidates = pl.concat([t.filter(wanted) for t in levels]).rechunk()
-        return candidates.join(keys.select(self.key), on=self.key, how="semi")
-
-    def _add(self, rows: pl.DataFrame) -> None:
-        # Text taken from a batch is a view into that batch's buffers: kept as it is, each cached
-        # row would keep its whole batch alive. Own copies cost little (new keys only).
-        rows = rows.with_columns(pl.col(pl.String) + "")
+        gen = self._gen
+        codes = values.cast(gen.dtype).to_physical()
         with self.lock:
-            levels = self._levels()
-            if not levels or sum(t.height for t in levels) + rows.height > self.max_rows:
-                self.main, self.recent = rows.rechunk(), None
-                return
-            # Another thread may have added some of the same keys meanwhile: keep one row per key.
-            dup = self._among(levels, rows)
-            if dup.height:
-                rows = rows.join(dup.select(self.key), on=self.key, how="anti")
-            recent = rows if self.recent is None else pl.concat([self.recent, rows], rechunk=False)
-            assert self.main is not None
-            if recent.height * self._MERGE_FRACTION > self.main.height:
-                self.main, self.recent = pl.concat([self.main, recent]).rechunk(), None
-            else:
-                self.recent = (
-                    recent.rechunk() if recent.n_chunks() > self._RECENT_CHUNKS else recent
-                )
+            pos, levels = gen.positions(codes), gen.levels()
+        missing = pos < 0
+        if missing.any() or levels is None:
+            new = values.filter(pl.Series(missing)).unique()
+            rows = compute(new.rename(self.key))
+            with self.lock:
+                gen.add(new.cast(gen.dtype).to_physical().to_numpy(), rows)
+                pos, levels = gen.positions(codes), gen.levels()
+                if gen.height > self.max_rows and gen is self._gen:
+                    self._gen = _Generation()
+        assert levels is not None
+        return _gather(levels, pos)
+
+
+def _gather(levels: tuple[pl.DataFrame, pl.DataFrame | None], pos: np.ndarray) -> pl.DataFrame:
+    """Rows `pos` of the two levels taken as one frame (`main`'s rows first).
+
+    polars gathers from a frame of two chunks some twenty times slower than from one, so the
+    rows are gathered from `main`, and the few that are in `recent` written over them.
+    """
+    main, recent = levels
+    in_recent = pos >= main.height
+    if recent is None or not in_recent.any():
+        return main[pl.Series(pos)]
+    out = main[pl.Series(np.where(in_recent, 0, pos))]
+    where = np.flatnonzero(in_recent)
+    late = recent[pl.Series(pos[where] - main.height)]
+    at = pl.Series(where)
+    return pl.DataFrame([out[c].scatter(at, late[c]) for c in out.columns])
+
+
+class _Generation:
+    """One start of a FactCache: its categories, the code -> row index, and the fact rows.
+
+    The rows live in `main` (row 0 all null: what a null value gets) and `recent`, the rows
+    added since `main` was last rebuilt, each in one chunk: `recent` joins `main` once it
+    reaches a quarter of it, so a row is copied a few times over a file rather than at every
+    batch that brings new values. `index` holds -1 for codes whose facts are not there yet.
+    Rows are only ever appended, so a row number stays valid.
+    """
+
+    _MERGE_FRACTION = 4
+
+    def __init__(self) -> None:
+        self.dtype = pl.Categorical(pl.Categories.random())
+        # polars keeps a mapping only while some series uses it.
+        self.keepalive = pl.Series([], dtype=self.dtype)
+        self.index = np.full(1024, -1, dtype=np.int64)
+        self.main: pl.DataFrame | None = None
+        self.recent: pl.DataFrame | None = None
+        self.height = 0  # fact rows, the null row not counted
+
+    def levels(self) -> tuple[pl.DataFrame, pl.DataFrame | None] | None:
+        return None if self.main is None else (self.main, self.recent)
+
+    def positions(self, codes: pl.Series) -> np.ndarray:
+        """The fact row of every code (0 for a null, -1 where the facts are not known yet)."""
+        top = codes.max()
+        if top is not None and int(top) >= len(self.index):  # type: ignore[arg-type]
+            size = max(2 * len(self.index), int(top) + 1)  # type: ignore[arg-type]
+            grown = np.full(size, -1, dtype=np.int64)
+            grown[: len(self.index)] = self.index
+            self.index = grown
+        nulls = codes.is_null().to_numpy()
+        pos = self.index[codes.fill_null(0).to_numpy()]
+        pos[nulls] = 0
+        return pos
+
+    def add(self, codes: np.ndarray, rows: pl.DataFrame) -> None:
+        """Appends the rows of the codes that are still missing (another batch may have added
+        some meanwhile)."""
+        self.positions(pl.Series(codes, dtype=pl.UInt32))  # grows the index to fit the codes
+        if self.main is None:
+            self.main = rows.clear(1)
+        still = self.index[codes] < 0
+        if not still.any():
+            return
+        rows = rows.filter(pl.Series(still))
+        # Text taken from a batch is a view into that batch's buffers: kept as it is, each cached
+        # row would keep its whole batch alive. Own copies cost little (new values only).
+        rows = rows.with_columns(pl.col(pl.String) + "")
+        recent = rows if self.recent is None else pl.concat([self.recent, rows]).rechunk()
+        if recent.height * self._MERGE_FRACTION > self.main.height:
+            self.main, self.recent = pl.concat([self.main, recent]).rechunk(), None
+        else:
+            self.recent = recent
+        self.index[codes[still]] = np.arange(self.height + 1, self.height + 1 + rows.height)
+        self.height += rows.height
 
 
 @dataclass
@@ -198,28 +231,16 @@ def _ua_facts(uas: pl.Series) -> pl.DataFrame:
 
 def _requests(good: pl.DataFrame, ctx: Context) -> pl.DataFrame:
     """Adds path facts, client kind, client identity and place; returns REQUESTS columns."""
-    urls = ctx.urls.lookup(good["url"], url_facts)
-    uas = ctx.user_agents.lookup(good["user_agent"], _ua_facts)
-    clients = ctx.clients.lookup(good["client"], lambda s: _new_clients(s, ctx))
-    out = (
-        good.with_columns(pl.col("ts").dt.date().alias("date"))
-        .join(urls, on="url", how="left", maintain_order="left")
-        .join(uas, on="user_agent", how="left", maintain_order="left")
-        .join(clients, on="client", how="left", maintain_order="left", nulls_equal=True)
+    facts = [
+        ctx.urls.attach(good["url"], url_facts).drop("url"),
+        ctx.user_agents.attach(good["user_agent"], _ua_facts).drop("user_agent"),
+        ctx.clients.attach(good["client"], lambda s: _new_clients(s, ctx)).drop("client"),
+    ]
+    out = pl.concat([good, *facts], how="horizontal").with_columns(
+        pl.col("ts").dt.date().alias("date")
     )
-    if (out["branch"] == "latest-stable").any():
-        resolved = alpine.resolve_latest_stable(
-            out.filter(pl.col("branch") == "latest-stable")["date"]
-        )
-        out = out.join(resolved, on="date", how="left", maintain_order="left").with_columns(
-            pl.when(pl.col("branch") == "latest-stable")
-            .then(pl.col("latest_stable"))
-            .otherwise(pl.col("branch"))
-            .alias("branch_resolved")
-        )
-    else:
-        out = out.with_columns(pl.col("branch").alias("branch_resolved"))
     out = out.with_columns(
+        _branch_resolved(out),
         pl.lit(ctx.source).alias("source"),
         pl.lit(ctx.file_id).alias("file_id"),
     )
@@ -227,6 +248,23 @@ def _requests(good: pl.DataFrame, ctx: Context) -> pl.DataFrame:
     if ctx.keep_raw_ip:
         columns.append(pl.col(RAW_IP_COLUMN[0]).cast(RAW_IP_COLUMN[1]))
     return out.select(columns)
+
+
+def _branch_resolved(rows: pl.DataFrame) -> pl.Expr:
+    """`branch`, with `latest-stable` resolved to the branch that was newest on the row's date."""
+    latest = rows["branch"] == "latest-stable"
+    if not latest.any():
+        return pl.col("branch").alias("branch_resolved")
+    resolved = alpine.resolve_latest_stable(rows.filter(latest)["date"])
+    by_date = dict(
+        zip(resolved["date"].to_list(), resolved["latest_stable"].to_list(), strict=True)
+    )
+    return (
+        pl.when(pl.col("branch") == "latest-stable")
+        .then(pl.col("date").replace_strict(by_date, default=None, return_dtype=pl.String))
+        .otherwise(pl.col("branch"))
+        .alias("branch_resolved")
+    )
 
 
 def _new_clients(clients: pl.Series, ctx: Context) -> pl.DataFrame:
