@@ -40,7 +40,7 @@ def mirror_placement(
     monday = dt.date.fromisoformat(context.partition_key)
     started = time.perf_counter()
     decision = decisions.weekly_placement(wh.root, monday, reuse=False)
-    best = decision.step(decisions.WEEKLY_K_MAX)
+    best = decision.largest()
     return dg.MaterializeResult(
         metadata={
             "path": dg.MetadataValue.path(str(decisions.decision_dir(wh.root, monday))),

@@ -151,8 +151,9 @@ class WeeklyPlacement:
     key: dict[str, object]
     reused: bool  # read from the stored decision rather than solved now
 
-    def step(self, k: int) -> dict[str, object]:
-        return self.placement.filter(pl.col("k") == k).row(0, named=True)
+    def largest(self) -> dict[str, object]:
+        """The row of the largest k solved (k_max, or fewer when there are fewer sites)."""
+        return self.placement.row(-1, named=True)
 
 
 def decision_dir(wh_root: Path, monday: dt.date) -> Path:
