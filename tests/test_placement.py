@@ -399,9 +399,26 @@ TINY_CAPACITIES = (
 )  # fmt: skip
 
 
+# Also found by CI: capacities in TB a billionth above the demand, where HiGHS judged the paid
+# site's step infeasible and the frontier stopped at the free site (rows are now in shares).
+NEAR_EXACT_CAPACITIES = (
+    pl.DataFrame({"latitude": [0.0], "longitude": [41.0], "bytes": [1e9]}),
+    [
+        Site(name, lat, lon, 0.001000000001, cost)
+        for name, lat, lon, cost in [
+            ("s0", 7.0, 49.0, 0.0), ("s1", 3.0, 1.0, 0.0), ("s2", 2.0, 7.0, 0.0),
+            ("s3", 2.0, 40.0, 1.0), ("s4", 1.0, 4.0, 0.0), ("s5", 0.0, 1.0, 0.0),
+        ]
+    ],
+    0.0,
+    0.0,
+)  # fmt: skip
+
+
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(priced_instances())
 @example(TINY_CAPACITIES)
+@example(NEAR_EXACT_CAPACITIES)
 def test_frontier_and_budget_equal_brute_force(
     inst: tuple[pl.DataFrame, list[Site], float, float],
 ) -> None:

@@ -451,7 +451,10 @@ def _facility_model(
     The objective is the bytes-weighted mean RTT, or, with `site_cost`, the sets' monthly cost.
     """
     n, m = lat_ms.shape
-    q = share * demand_tb
+    # Capacity rows in shares of the whole demand, so that their coefficients are O(1) at any
+    # volume: in TB, a small demand left them near HiGHS's tolerances, which then misjudged
+    # feasibility. A site never serves more than all the demand, so a share above 1 is 1.
+    cap_share = np.minimum(cap / demand_tb, 1.0) if demand_tb > 0 else np.ones(m)
     pi, pj = np.divmod(np.arange(n * m), m)
     npair = len(pi)
     mod = _Model()
@@ -466,13 +469,13 @@ def _facility_model(
     mod.coef(r_link + np.arange(npair), x0 + np.arange(npair), 1.0)
     mod.coef(r_link + np.arange(npair), y0 + pj, -1.0)
     r_cap = mod.add_rows(-np.inf, 0.0 if capacitated else np.inf, m)  # load <= capacity if open
-    mod.coef(r_cap + pj, x0 + np.arange(npair), q[pi])
-    mod.coef(r_cap + np.arange(m), y0 + np.arange(m), -cap * (1 + _CAP_TOL))
+    mod.coef(r_cap + pj, x0 + np.arange(npair), share[pi])
+    mod.coef(r_cap + np.arange(m), y0 + np.arange(m), -cap_share * (1 + _CAP_TOL))
     if capacitated:
         # Open capacity covers the demand: implied by the rows above, but stating it tightens the
         # LP relaxation (the classic facility-location cut), which shortens the search.
-        r_total = mod.add_rows(demand_tb * (1 - _CAP_TOL), np.inf, 1)
-        mod.coef(np.full(m, r_total), y0 + np.arange(m), cap)
+        r_total = mod.add_rows(1 - _CAP_TOL, np.inf, 1)
+        mod.coef(np.full(m, r_total), y0 + np.arange(m), cap_share)
     return mod, x0, y0
 
 
