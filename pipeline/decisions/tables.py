@@ -119,10 +119,23 @@ def placement_table(
     end = end or hi
     start = start or max(lo, end - dt.timedelta(days=27))
     demand = _demand(wh_root, start, end, demand_kind)
-    days = (end - start).days + 1
-    points = demand.select("latitude", "longitude", "bytes")
     sites = placement.load_sites(sites_path)
-    scale = DAYS_PER_MONTH / days
+    return _solve(demand, sites, start, end, demand_kind, k_max, budget_eur, frontier)
+
+
+def _solve(
+    demand: pl.DataFrame,
+    sites: list[placement.Site],
+    start: dt.date,
+    end: dt.date,
+    demand_kind: str,
+    k_max: int,
+    budget_eur: float | None,
+    frontier: bool,
+) -> PlacementResult:
+    """`placement_table` on demand and sites already read."""
+    points = demand.select("latitude", "longitude", "bytes")
+    scale = DAYS_PER_MONTH / ((end - start).days + 1)
     steps = placement.place(points, sites, k_max, tb_per_month_scale=scale)
     result = PlacementResult(
         start, end, demand_kind, demand.height, steps, budget_eur=budget_eur,
@@ -211,7 +224,7 @@ def weekly_placement(
     folder = decision_dir(wh_root, monday)
     if reuse and (stored := _stored(folder, key)) is not None:
         return stored
-    result = placement_table(wh_root, start, end, "client", k_max, sites_path, frontier=True)
+    result = _solve(demand, sites, start, end, "client", k_max, None, frontier=True)
     out = WeeklyPlacement(result.frame(), result.frontier_frame(), key, reused=False)
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "placement.json").unlink(missing_ok=True)  # the key goes last: no torn decision
